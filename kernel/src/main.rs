@@ -1,0 +1,84 @@
+//! The kernel: ring 0 of a small Plan 9-flavoured x86-64 operating system in which a Linux
+//! virtual machine is just a process (see DESIGN.md).
+//!
+//! `kmain` is entered on the boot stack with the early page tables of `arch::x86_64::boot`; it
+//! brings up memory, traps, time and devices in that order, then runs the kernel monitor.
+
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod arch;
+mod bootinfo;
+mod console;
+mod drivers;
+mod klog;
+mod ktest;
+mod mm;
+mod monitor;
+mod panic;
+mod power;
+mod sync;
+mod time;
+
+use arch::x86_64 as cpu_arch;
+
+/// The kernel command line, as the loader passed it.
+pub static CMDLINE: spin::Once<alloc::string::String> = spin::Once::new();
+
+/// Whether `opt` appears as a word of the kernel command line.
+pub fn cmdline_has(opt: &str) -> bool {
+    CMDLINE.get().is_some_and(|c| c.split_whitespace().any(|w| w == opt))
+}
+
+/// The value of `key=value` on the kernel command line.
+pub fn cmdline_value(key: &str) -> Option<&'static str> {
+    CMDLINE
+        .get()?
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// The Rust entry point, called once by the boot assembly on the bootstrap processor.
+#[unsafe(no_mangle)]
+extern "C" fn kmain(boot_magic: u32, boot_info: u32) -> ! {
+    console::init_early();
+    let info = match bootinfo::parse(boot_magic, boot_info) {
+        Ok(info) => info,
+        Err(e) => panic!("cannot read the boot information: {e}"),
+    };
+    mm::init(&info);
+    CMDLINE.call_once(|| alloc::string::String::from(info.cmdline()));
+    klog::init(cmdline_value("loglevel"));
+    power::set_debug_exit(cmdline_has("debugexit"));
+    cpu_arch::init_traps();
+    let platform = cpu_arch::acpi::set_platform(cpu_arch::acpi::Platform::discover(info.rsdp));
+    cpu_arch::init_interrupts(platform);
+    time::init();
+    console::enable_input_interrupts();
+    power::init(platform);
+    drivers::pci::init();
+
+    print_banner(&info, platform);
+    cpu_arch::enable_interrupts();
+
+    if cmdline_has("ktest") {
+        ktest::run_all();
+    }
+    monitor::run()
+}
+
+fn print_banner(info: &bootinfo::BootInfo, platform: &cpu_arch::acpi::Platform) {
+    let cpu = cpu_arch::cpuid::CpuInfo::get();
+    console::println!("");
+    console::println!("tern kernel {} booted by {}", env!("CARGO_PKG_VERSION"), info.loader);
+    console::println!("cpu: {} ({})", cpu.brand, cpu.vendor);
+    console::println!("virtualization: {}", cpu.virt);
+    console::println!(
+        "memory: {} MiB usable, {} CPUs, {} clock",
+        mm::frame::total_bytes() >> 20,
+        platform.cpus.len(),
+        time::describe(),
+    );
+}
