@@ -70,7 +70,11 @@ impl BootInfo {
     const fn empty(loader: &'static str) -> Self {
         BootInfo {
             loader,
-            regions: [Region { start: 0, len: 0, kind: RegionKind::Reserved }; MAX_REGIONS],
+            regions: [Region {
+                start: 0,
+                len: 0,
+                kind: RegionKind::Reserved,
+            }; MAX_REGIONS],
             nregions: 0,
             modules: [Module { start: 0, len: 0 }; MAX_MODULES],
             nmodules: 0,
@@ -101,7 +105,11 @@ impl BootInfo {
 
     fn push_region(&mut self, start: u64, len: u64, kind: u32) {
         if self.nregions < MAX_REGIONS && len > 0 {
-            self.regions[self.nregions] = Region { start, len, kind: RegionKind::from_e820(kind) };
+            self.regions[self.nregions] = Region {
+                start,
+                len,
+                kind: RegionKind::from_e820(kind),
+            };
             self.nregions += 1;
         }
     }

@@ -17,7 +17,11 @@ pub const COM1_IRQ: u8 = 4;
 const INPUT_CAPACITY: usize = 4096;
 
 static SERIAL: IrqLock<Option<Uart16550<PioBackend>>> = IrqLock::new(None);
-static INPUT: IrqLock<Ring> = IrqLock::new(Ring { buf: [0; INPUT_CAPACITY], head: 0, len: 0 });
+static INPUT: IrqLock<Ring> = IrqLock::new(Ring {
+    buf: [0; INPUT_CAPACITY],
+    head: 0,
+    len: 0,
+});
 
 struct Ring {
     buf: [u8; INPUT_CAPACITY],
@@ -46,8 +50,13 @@ impl Ring {
 /// Sets up COM1 for output (polled) as the very first thing at boot.
 pub fn init_early() {
     // SAFETY: COM1's eight registers at 0x3f8 belong to this driver alone.
-    let Ok(mut uart) = (unsafe { Uart16550::new_port(COM1) }) else { return };
-    let config = Config { baud_rate: BaudRate::Baud115200, ..Config::DEFAULT };
+    let Ok(mut uart) = (unsafe { Uart16550::new_port(COM1) }) else {
+        return;
+    };
+    let config = Config {
+        baud_rate: BaudRate::Baud115200,
+        ..Config::DEFAULT
+    };
     if uart.init(config).is_ok() {
         *SERIAL.lock() = Some(uart);
     }

@@ -5,7 +5,7 @@ use crate::sync::IrqLock;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use core::fmt::Write;
-use log::{Level, LevelFilter, Log, Metadata, Record};
+use log::{LevelFilter, Log, Metadata, Record};
 
 /// Bytes of recent log text kept for `dmesg` (`#cons/kmesg`).
 const KMESG_CAPACITY: usize = 64 * 1024;
@@ -69,9 +69,4 @@ pub fn init(level: Option<&str>) {
 /// A copy of the kernel log ring.
 pub fn kmesg() -> alloc::vec::Vec<u8> {
     KMESG.lock().iter().copied().collect()
-}
-
-/// Whether messages at `level` are printed now.
-pub fn enabled(level: Level) -> bool {
-    level <= log::max_level()
 }

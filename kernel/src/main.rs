@@ -29,7 +29,9 @@ pub static CMDLINE: spin::Once<alloc::string::String> = spin::Once::new();
 
 /// Whether `opt` appears as a word of the kernel command line.
 pub fn cmdline_has(opt: &str) -> bool {
-    CMDLINE.get().is_some_and(|c| c.split_whitespace().any(|w| w == opt))
+    CMDLINE
+        .get()
+        .is_some_and(|c| c.split_whitespace().any(|w| w == opt))
 }
 
 /// The value of `key=value` on the kernel command line.
@@ -72,13 +74,18 @@ extern "C" fn kmain(boot_magic: u32, boot_info: u32) -> ! {
 fn print_banner(info: &bootinfo::BootInfo, platform: &cpu_arch::acpi::Platform) {
     let cpu = cpu_arch::cpuid::CpuInfo::get();
     console::println!("");
-    console::println!("tern kernel {} booted by {}", env!("CARGO_PKG_VERSION"), info.loader);
+    console::println!(
+        "tern kernel {} booted by {}",
+        env!("CARGO_PKG_VERSION"),
+        info.loader
+    );
     console::println!("cpu: {} ({})", cpu.brand, cpu.vendor);
     console::println!("virtualization: {}", cpu.virt);
+    let cpus = platform.cpus.len();
     console::println!(
-        "memory: {} MiB usable, {} CPUs, {} clock",
+        "memory: {} MiB usable; {cpus} CPU{}; {}",
         mm::frame::total_bytes() >> 20,
-        platform.cpus.len(),
+        if cpus == 1 { "" } else { "s" },
         time::describe(),
     );
 }

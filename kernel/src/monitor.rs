@@ -20,16 +20,66 @@ struct Command {
 }
 
 const COMMANDS: &[Command] = &[
-    Command { name: "help", args: "", help: "list the commands", run: help },
-    Command { name: "cpu", args: "", help: "CPU model and virtualization features", run: cpu },
-    Command { name: "mem", args: "", help: "physical memory and kernel heap", run: mem },
-    Command { name: "pci", args: "", help: "PCI functions", run: pci_list },
-    Command { name: "uptime", args: "", help: "time since boot", run: uptime },
-    Command { name: "dmesg", args: "", help: "the kernel log", run: dmesg },
-    Command { name: "log", args: "[LEVEL]", help: "show or set the log level", run: log_level },
-    Command { name: "panic", args: "", help: "panic (tests the panic path)", run: panic },
-    Command { name: "reboot", args: "", help: "reset the machine", run: reboot },
-    Command { name: "poweroff", args: "", help: "switch the machine off", run: poweroff },
+    Command {
+        name: "help",
+        args: "",
+        help: "list the commands",
+        run: help,
+    },
+    Command {
+        name: "cpu",
+        args: "",
+        help: "CPU model and virtualization features",
+        run: cpu,
+    },
+    Command {
+        name: "mem",
+        args: "",
+        help: "physical memory and kernel heap",
+        run: mem,
+    },
+    Command {
+        name: "pci",
+        args: "",
+        help: "PCI functions",
+        run: pci_list,
+    },
+    Command {
+        name: "uptime",
+        args: "",
+        help: "time since boot",
+        run: uptime,
+    },
+    Command {
+        name: "dmesg",
+        args: "",
+        help: "the kernel log",
+        run: dmesg,
+    },
+    Command {
+        name: "log",
+        args: "[LEVEL]",
+        help: "show or set the log level",
+        run: log_level,
+    },
+    Command {
+        name: "panic",
+        args: "",
+        help: "panic (tests the panic path)",
+        run: panic,
+    },
+    Command {
+        name: "reboot",
+        args: "",
+        help: "reset the machine",
+        run: reboot,
+    },
+    Command {
+        name: "poweroff",
+        args: "",
+        help: "switch the machine off",
+        run: poweroff,
+    },
 ];
 
 /// Reads and runs commands forever.
@@ -40,7 +90,9 @@ pub fn run() -> ! {
         print!("{PROMPT}");
         read_line(&mut line);
         let words: alloc::vec::Vec<&str> = line.split_whitespace().collect();
-        let Some((&name, args)) = words.split_first() else { continue };
+        let Some((&name, args)) = words.split_first() else {
+            continue;
+        };
         match COMMANDS.iter().find(|c| c.name == name) {
             Some(c) => (c.run)(args),
             None => println!("{name}: unknown command (type 'help' for the list)"),
@@ -57,11 +109,7 @@ fn read_line(line: &mut String) {
                 println!();
                 return;
             }
-            0x08 | 0x7f => {
-                if line.pop().is_some() {
-                    print!("\x08 \x08");
-                }
-            }
+            0x08 | 0x7f if line.pop().is_some() => print!("\x08 \x08"),
             0x15 => {
                 for _ in 0..line.len() {
                     print!("\x08 \x08");
@@ -88,14 +136,25 @@ fn cpu(_: &[&str]) {
     let info = CpuInfo::get();
     println!("vendor:         {}", info.vendor);
     println!("model:          {}", info.brand);
-    println!("family/model:   {}/{} stepping {}", info.family, info.model, info.stepping);
+    println!(
+        "family/model:   {}/{} stepping {}",
+        info.family, info.model, info.stepping
+    );
     println!("virtualization: {}", info.virt);
     println!("cpus:           {}", acpi::platform().cpus.len());
     println!(
         "features:       {}{}{}{}{}",
         if info.x2apic { "x2apic " } else { "" },
-        if info.tsc_deadline { "tsc-deadline " } else { "" },
-        if info.invariant_tsc { "invariant-tsc " } else { "" },
+        if info.tsc_deadline {
+            "tsc-deadline "
+        } else {
+            ""
+        },
+        if info.invariant_tsc {
+            "invariant-tsc "
+        } else {
+            ""
+        },
         if info.pdpe1gb { "1g-pages " } else { "" },
         if info.nx { "nx" } else { "" },
     );
@@ -104,8 +163,16 @@ fn cpu(_: &[&str]) {
 
 fn mem(_: &[&str]) {
     let (mapped, used) = heap::usage();
-    println!("physical: {} KiB total, {} KiB free", frame::total_bytes() >> 10, frame::free_bytes() >> 10);
-    println!("heap:     {} KiB mapped, {} KiB in use", mapped >> 10, used >> 10);
+    println!(
+        "physical: {} KiB total, {} KiB free",
+        frame::total_bytes() >> 10,
+        frame::free_bytes() >> 10
+    );
+    println!(
+        "heap:     {} KiB mapped, {} KiB in use",
+        mapped >> 10,
+        used >> 10
+    );
 }
 
 fn pci_list(_: &[&str]) {
@@ -124,7 +191,12 @@ fn pci_list(_: &[&str]) {
 
 fn uptime(_: &[&str]) {
     let ns = crate::time::uptime_ns();
-    println!("up {}.{:03} s, {} ticks", ns / 1_000_000_000, ns / 1_000_000 % 1000, crate::time::ticks());
+    println!(
+        "up {}.{:03} s, {} ticks",
+        ns / 1_000_000_000,
+        ns / 1_000_000 % 1000,
+        crate::time::ticks()
+    );
 }
 
 fn dmesg(_: &[&str]) {

@@ -54,7 +54,7 @@ fn backtrace(out: &mut PanicConsole) {
     unsafe { core::arch::asm!("mov {}, rbp", out(reg) rbp) };
     for _ in 0..MAX_FRAMES {
         // Only follow frames that lie in mapped kernel memory and are aligned.
-        if rbp == 0 || rbp % 8 != 0 || rbp < crate::mm::PHYS_OFFSET {
+        if rbp == 0 || !rbp.is_multiple_of(8) || rbp < crate::mm::PHYS_OFFSET {
             break;
         }
         if crate::mm::paging::translate(rbp).is_none()

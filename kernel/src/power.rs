@@ -101,7 +101,10 @@ pub fn reboot() -> ! {
     unsafe { Port::<u8>::new(0x64).write(0xfe) };
     crate::time::spin_ns(50_000_000);
     // Last resort: an empty IDT turns the next exception into a triple fault, which resets.
-    let empty = x86_64::structures::DescriptorTablePointer { limit: 0, base: x86_64::VirtAddr::zero() };
+    let empty = x86_64::structures::DescriptorTablePointer {
+        limit: 0,
+        base: x86_64::VirtAddr::zero(),
+    };
     // SAFETY: Deliberately loading an unusable IDT and trapping: the CPU shuts down and resets.
     unsafe {
         x86_64::instructions::tables::lidt(&empty);

@@ -18,14 +18,19 @@ pub struct IrqGuard<'a, T> {
 impl<T> IrqLock<T> {
     /// A new lock around `value`.
     pub const fn new(value: T) -> Self {
-        IrqLock { inner: spin::Mutex::new(value) }
+        IrqLock {
+            inner: spin::Mutex::new(value),
+        }
     }
 
     /// Disables interrupts and takes the lock.
     pub fn lock(&self) -> IrqGuard<'_, T> {
         let were_enabled = interrupts::are_enabled();
         interrupts::disable();
-        IrqGuard { guard: Some(self.inner.lock()), were_enabled }
+        IrqGuard {
+            guard: Some(self.inner.lock()),
+            were_enabled,
+        }
     }
 
     /// Takes the lock if it is free (for the panic path, which must not wait on a holder).
@@ -33,7 +38,10 @@ impl<T> IrqLock<T> {
         let were_enabled = interrupts::are_enabled();
         interrupts::disable();
         match self.inner.try_lock() {
-            Some(g) => Some(IrqGuard { guard: Some(g), were_enabled }),
+            Some(g) => Some(IrqGuard {
+                guard: Some(g),
+                were_enabled,
+            }),
             None => {
                 if were_enabled {
                     interrupts::enable();

@@ -29,8 +29,6 @@ pub struct Device {
     pub device: u16,
     pub class: u8,
     pub subclass: u8,
-    pub prog_if: u8,
-    pub irq_line: u8,
 }
 
 static CONFIG: IrqLock<()> = IrqLock::new(());
@@ -52,21 +50,6 @@ pub fn read32(bdf: Bdf, offset: u8) -> u32 {
     }
 }
 
-/// Writes a dword of configuration space.
-pub fn write32(bdf: Bdf, offset: u8, value: u32) {
-    let _guard = CONFIG.lock();
-    let address = 0x8000_0000
-        | u32::from(bdf.bus) << 16
-        | u32::from(bdf.dev) << 11
-        | u32::from(bdf.func) << 8
-        | u32::from(offset & 0xfc);
-    // SAFETY: As in `read32`; callers write registers of devices they drive.
-    unsafe {
-        Port::<u32>::new(0xcf8).write(address);
-        Port::<u32>::new(0xcfc).write(value);
-    }
-}
-
 fn probe(bdf: Bdf) -> Option<Device> {
     let id = read32(bdf, 0);
     if id & 0xffff == 0xffff {
@@ -79,18 +62,20 @@ fn probe(bdf: Bdf) -> Option<Device> {
         device: (id >> 16) as u16,
         class: (class >> 24) as u8,
         subclass: (class >> 16) as u8,
-        prog_if: (class >> 8) as u8,
-        irq_line: read32(bdf, 0x3c) as u8,
     })
 }
 
 fn scan_bus(bus: u8, found: &mut Vec<Device>, depth: u32) {
     for dev in 0..32 {
-        let Some(first) = probe(Bdf { bus, dev, func: 0 }) else { continue };
+        let Some(first) = probe(Bdf { bus, dev, func: 0 }) else {
+            continue;
+        };
         let multifunction = (read32(first.bdf, 0x0c) >> 16) & 0x80 != 0;
         let funcs = if multifunction { 8 } else { 1 };
         for func in 0..funcs {
-            let Some(d) = probe(Bdf { bus, dev, func }) else { continue };
+            let Some(d) = probe(Bdf { bus, dev, func }) else {
+                continue;
+            };
             found.push(d);
             // A PCI-to-PCI bridge: its secondary bus number is byte 1 of dword 0x18.
             if d.class == 0x06 && d.subclass == 0x04 && depth < 8 {
@@ -108,7 +93,14 @@ pub fn init() {
     let mut found = Vec::new();
     scan_bus(0, &mut found, 0);
     for d in &found {
-        log::debug!("pci {} {:04x}:{:04x} class {:02x}.{:02x}", d.bdf, d.vendor, d.device, d.class, d.subclass);
+        log::debug!(
+            "pci {} {:04x}:{:04x} class {:02x}.{:02x}",
+            d.bdf,
+            d.vendor,
+            d.device,
+            d.class,
+            d.subclass
+        );
     }
     *DEVICES.lock() = found;
 }

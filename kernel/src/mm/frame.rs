@@ -43,7 +43,11 @@ impl Frame {
 
 /// Builds the allocator from the memory map.
 pub fn init(info: &BootInfo) {
-    let usable = || info.regions().iter().filter(|r| r.kind == RegionKind::Usable);
+    let usable = || {
+        info.regions()
+            .iter()
+            .filter(|r| r.kind == RegionKind::Usable)
+    };
     let top = usable().map(|r| r.start + r.len).max().unwrap_or(0);
     let frames = top / PAGE_SIZE;
     let words = frames.div_ceil(64);
@@ -52,7 +56,10 @@ pub fn init(info: &BootInfo) {
     let kernel_end = kernel_virt_to_phys(&raw const __kernel_end as u64);
     let reserved = |start: u64, end: u64| {
         start < kernel_end
-            || info.modules().iter().any(|m| start < m.start + m.len && m.start < end)
+            || info
+                .modules()
+                .iter()
+                .any(|m| start < m.start + m.len && m.start < end)
     };
 
     // The bitmap goes in the first usable stretch (below 4 GiB, inside the early direct map)
@@ -78,7 +85,11 @@ pub fn init(info: &BootInfo) {
         core::slice::from_raw_parts_mut(PhysAddr(bitmap_at).to_virt().cast(), words as usize)
     };
     words.fill(0);
-    let mut bitmap = Bitmap { words, hint: 0, free: 0 };
+    let mut bitmap = Bitmap {
+        words,
+        hint: 0,
+        free: 0,
+    };
     let mut total = 0;
     for r in usable() {
         let first = r.start.div_ceil(PAGE_SIZE);
@@ -99,7 +110,10 @@ pub fn init(info: &BootInfo) {
 impl Bitmap {
     fn set_free(&mut self, frame: usize) {
         let (w, b) = (frame / 64, frame % 64);
-        debug_assert!(self.words[w] & (1 << b) == 0, "frame {frame:#x} freed twice");
+        debug_assert!(
+            self.words[w] & (1 << b) == 0,
+            "frame {frame:#x} freed twice"
+        );
         self.words[w] |= 1 << b;
         self.free += 1;
     }
@@ -161,7 +175,10 @@ pub fn alloc_zeroed() -> Option<Frame> {
 /// at least a page). Returns the first frame.
 pub fn alloc_contiguous(count: usize, align: u64) -> Option<Frame> {
     let align_frames = (align / PAGE_SIZE).max(1) as usize;
-    let f = BITMAP.lock().as_mut()?.alloc_contiguous(count, align_frames)?;
+    let f = BITMAP
+        .lock()
+        .as_mut()?
+        .alloc_contiguous(count, align_frames)?;
     Some(Frame(PhysAddr(f as u64 * PAGE_SIZE)))
 }
 
@@ -194,5 +211,8 @@ pub fn free_bytes() -> u64 {
 
 /// Highest physical address of usable RAM (exclusive).
 pub fn top_of_ram() -> u64 {
-    BITMAP.lock().as_ref().map_or(0, |b| b.words.len() as u64 * 64 * PAGE_SIZE)
+    BITMAP
+        .lock()
+        .as_ref()
+        .map_or(0, |b| b.words.len() as u64 * 64 * PAGE_SIZE)
 }

@@ -22,7 +22,10 @@ struct KernelHeap {
     mapped: u64,
 }
 
-static HEAP: IrqLock<KernelHeap> = IrqLock::new(KernelHeap { heap: Heap::empty(), mapped: 0 });
+static HEAP: IrqLock<KernelHeap> = IrqLock::new(KernelHeap {
+    heap: Heap::empty(),
+    mapped: 0,
+});
 
 #[global_allocator]
 static ALLOCATOR: Allocator = Allocator;
@@ -51,7 +54,10 @@ impl KernelHeap {
 pub fn init() {
     let mut h = HEAP.lock();
     let mapped = h.map_more(HEAP_INITIAL);
-    assert_eq!(mapped, HEAP_INITIAL, "out of memory for the initial kernel heap");
+    assert_eq!(
+        mapped, HEAP_INITIAL,
+        "out of memory for the initial kernel heap"
+    );
     // SAFETY: [HEAP_BASE, HEAP_BASE + mapped) was just mapped, writable, and is used by
     // nothing but this heap.
     unsafe { h.heap.init(HEAP_BASE as *mut u8, mapped as usize) };
@@ -71,7 +77,9 @@ unsafe impl GlobalAlloc for Allocator {
             // SAFETY: The pages just mapped follow the heap's current top.
             unsafe { h.heap.extend(added as usize) };
         }
-        h.heap.allocate_first_fit(layout).map_or(core::ptr::null_mut(), |p| p.as_ptr())
+        h.heap
+            .allocate_first_fit(layout)
+            .map_or(core::ptr::null_mut(), |p| p.as_ptr())
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {

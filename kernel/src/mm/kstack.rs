@@ -19,7 +19,10 @@ struct Slots {
     free: Vec<u64>,
 }
 
-static SLOTS_STATE: IrqLock<Slots> = IrqLock::new(Slots { next: 0, free: Vec::new() });
+static SLOTS_STATE: IrqLock<Slots> = IrqLock::new(Slots {
+    next: 0,
+    free: Vec::new(),
+});
 
 /// A kernel stack; unmapped and freed on drop.
 #[derive(Debug)]
@@ -80,4 +83,3 @@ pub fn guard_page_slot(addr: u64) -> Option<u64> {
     let slot = off / SLOT;
     (slot < SLOTS && off % SLOT < PAGE_SIZE).then_some(slot)
 }
-

@@ -18,7 +18,6 @@ use x86_64::structures::paging::{
 use x86_64::{PhysAddr as XPhys, VirtAddr};
 
 static KERNEL_PT: IrqLock<Option<OffsetPageTable<'static>>> = IrqLock::new(None);
-static KERNEL_PML4: IrqLock<u64> = IrqLock::new(0);
 static NX: AtomicBool = AtomicBool::new(false);
 
 /// Hands frames to the `x86_64` crate's mapper for new page-table pages.
@@ -40,14 +39,21 @@ unsafe extern "C" {
 
 /// The no-execute bit, where the CPU has it (the boot code enabled EFER.NXE then).
 pub fn nx() -> F {
-    if NX.load(Ordering::Relaxed) { F::NO_EXECUTE } else { F::empty() }
+    if NX.load(Ordering::Relaxed) {
+        F::NO_EXECUTE
+    } else {
+        F::empty()
+    }
 }
 
 /// Builds the kernel page tables and switches to them.
 pub fn init() {
     let cpu = raw_cpuid::CpuId::new();
     let ext = cpu.get_extended_processor_and_feature_identifiers();
-    NX.store(ext.as_ref().is_some_and(|e| e.has_execute_disable()), Ordering::Relaxed);
+    NX.store(
+        ext.as_ref().is_some_and(|e| e.has_execute_disable()),
+        Ordering::Relaxed,
+    );
     let huge_1g = ext.as_ref().is_some_and(|e| e.has_1gib_pages());
 
     let pml4_frame = frame::alloc_zeroed().expect("out of memory for the kernel PML4");
@@ -73,7 +79,12 @@ pub fn init() {
     let addr = |s: &u8| s as *const u8 as u64;
     // SAFETY: Linker-script symbols; only their addresses are taken.
     let (text, rodata, rw, end) = unsafe {
-        (addr(&__text_start), addr(&__rodata_start), addr(&__data_start), addr(&__kernel_end))
+        (
+            addr(&__text_start),
+            addr(&__rodata_start),
+            addr(&__data_start),
+            addr(&__kernel_end),
+        )
     };
     let image = |pt: &mut OffsetPageTable, from: u64, to: u64, flags: F| {
         map_range::<Size4KiB>(pt, from, from - KERNEL_BASE, to - from, flags | F::GLOBAL);
@@ -88,9 +99,11 @@ pub fn init() {
     // SAFETY: The new tables map the kernel image at the addresses it runs at (code, the boot
     // stack in .bss) and the direct map, which is all the kernel uses from here on.
     unsafe {
-        Cr3::write(PhysFrame::containing_address(XPhys::new(pml4_phys)), Cr3Flags::empty());
+        Cr3::write(
+            PhysFrame::containing_address(XPhys::new(pml4_phys)),
+            Cr3Flags::empty(),
+        );
     }
-    *KERNEL_PML4.lock() = pml4_phys;
     *KERNEL_PT.lock() = Some(pt);
 }
 
@@ -98,7 +111,11 @@ fn map_range<S: PageSize>(pt: &mut OffsetPageTable, virt: u64, phys: u64, len: u
 where
     for<'a> OffsetPageTable<'a>: Mapper<S>,
 {
-    let flags = if S::SIZE > PAGE_SIZE { flags | F::HUGE_PAGE } else { flags };
+    let flags = if S::SIZE > PAGE_SIZE {
+        flags | F::HUGE_PAGE
+    } else {
+        flags
+    };
     let mut off = 0;
     while off < len {
         let page = Page::<S>::containing_address(VirtAddr::new(virt + off));
@@ -112,11 +129,6 @@ where
         }
         off += S::SIZE;
     }
-}
-
-/// Physical address of the kernel's PML4 (the template for every address space).
-pub fn kernel_pml4() -> u64 {
-    *KERNEL_PML4.lock()
 }
 
 /// Maps one kernel page at `virt` onto `frame`.

@@ -44,7 +44,9 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Truncated { offset } => write!(f, "cpio: archive truncated in entry at {offset}"),
+            Error::Truncated { offset } => {
+                write!(f, "cpio: archive truncated in entry at {offset}")
+            }
             Error::BadMagic { offset } => write!(f, "cpio: no newc magic at offset {offset}"),
             Error::BadField { offset } => write!(f, "cpio: bad header field at offset {offset}"),
             Error::BadName { offset } => write!(f, "cpio: bad entry name at offset {offset}"),
@@ -82,12 +84,19 @@ pub struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// A reader over `data`.
     pub fn new(data: &'a [u8]) -> Self {
-        Reader { data, offset: 0, done: false }
+        Reader {
+            data,
+            offset: 0,
+            done: false,
+        }
     }
 
     fn field(&self, header: usize, index: usize) -> Result<u32, Error> {
         let at = header + 6 + index * 8;
-        let digits = self.data.get(at..at + 8).ok_or(Error::Truncated { offset: header })?;
+        let digits = self
+            .data
+            .get(at..at + 8)
+            .ok_or(Error::Truncated { offset: header })?;
         let text = core::str::from_utf8(digits).map_err(|_| Error::BadField { offset: at })?;
         u32::from_str_radix(text, 16).map_err(|_| Error::BadField { offset: at })
     }
@@ -106,16 +115,29 @@ impl<'a> Reader<'a> {
         let size = self.field(start, 6)? as usize;
         let namesize = self.field(start, 11)? as usize;
         let name_at = start + HEADER_LEN;
-        let name_end = name_at.checked_add(namesize).ok_or(Error::Truncated { offset: start })?;
-        let name_bytes = self.data.get(name_at..name_end).ok_or(Error::Truncated { offset: start })?;
-        let (&nul, name_bytes) = name_bytes.split_last().ok_or(Error::BadName { offset: start })?;
+        let name_end = name_at
+            .checked_add(namesize)
+            .ok_or(Error::Truncated { offset: start })?;
+        let name_bytes = self
+            .data
+            .get(name_at..name_end)
+            .ok_or(Error::Truncated { offset: start })?;
+        let (&nul, name_bytes) = name_bytes
+            .split_last()
+            .ok_or(Error::BadName { offset: start })?;
         if nul != 0 {
             return Err(Error::BadName { offset: start });
         }
-        let name = core::str::from_utf8(name_bytes).map_err(|_| Error::BadName { offset: start })?;
+        let name =
+            core::str::from_utf8(name_bytes).map_err(|_| Error::BadName { offset: start })?;
         let data_at = name_end.next_multiple_of(4);
-        let data_end = data_at.checked_add(size).ok_or(Error::Truncated { offset: start })?;
-        let data = self.data.get(data_at..data_end).ok_or(Error::Truncated { offset: start })?;
+        let data_end = data_at
+            .checked_add(size)
+            .ok_or(Error::Truncated { offset: start })?;
+        let data = self
+            .data
+            .get(data_at..data_end)
+            .ok_or(Error::Truncated { offset: start })?;
         self.offset = data_end.next_multiple_of(4);
         if name == TRAILER {
             return Ok(None);
@@ -127,7 +149,12 @@ impl<'a> Reader<'a> {
         if name.is_empty() && mode & S_IFMT != S_IFDIR {
             return Err(Error::BadName { offset: start });
         }
-        Ok(Some(Entry { name, mode, mtime, data }))
+        Ok(Some(Entry {
+            name,
+            mode,
+            mtime,
+            data,
+        }))
     }
 }
 
@@ -185,7 +212,8 @@ impl Writer {
         ];
         self.out.extend_from_slice(MAGIC);
         for f in fields {
-            self.out.extend_from_slice(alloc::format!("{f:08x}").as_bytes());
+            self.out
+                .extend_from_slice(alloc::format!("{f:08x}").as_bytes());
         }
         self.out.extend_from_slice(name.as_bytes());
         self.out.push(0);
@@ -205,7 +233,7 @@ impl Writer {
     }
 
     fn pad(&mut self) {
-        while self.out.len() % 4 != 0 {
+        while !self.out.len().is_multiple_of(4) {
             self.out.push(0);
         }
     }
@@ -255,17 +283,26 @@ mod tests {
     fn bad_magic_and_fields() {
         let mut bytes = sample();
         bytes[0] = b'1';
-        assert_eq!(Reader::new(&bytes).next(), Some(Err(Error::BadMagic { offset: 0 })));
+        assert_eq!(
+            Reader::new(&bytes).next(),
+            Some(Err(Error::BadMagic { offset: 0 }))
+        );
         let mut bytes = sample();
         bytes[6 + 6 * 8] = b'z'; // filesize of the first entry
-        assert!(matches!(Reader::new(&bytes).next(), Some(Err(Error::BadField { .. }))));
+        assert!(matches!(
+            Reader::new(&bytes).next(),
+            Some(Err(Error::BadField { .. }))
+        ));
     }
 
     #[test]
     fn huge_sizes_do_not_overflow() {
         let mut bytes = sample();
         bytes[6 + 6 * 8..6 + 7 * 8].copy_from_slice(b"ffffffff");
-        assert!(matches!(Reader::new(&bytes).next(), Some(Err(Error::Truncated { .. }))));
+        assert!(matches!(
+            Reader::new(&bytes).next(),
+            Some(Err(Error::Truncated { .. }))
+        ));
     }
 
     #[test]

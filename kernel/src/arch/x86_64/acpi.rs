@@ -24,7 +24,6 @@ pub fn platform() -> &'static Platform {
 /// An IOAPIC from the MADT.
 #[derive(Clone, Copy, Debug)]
 pub struct IoApic {
-    pub id: u8,
     pub addr: u64,
     pub gsi_base: u32,
 }
@@ -69,8 +68,6 @@ pub struct Platform {
     pub power: Option<PowerControl>,
     /// Physical address of the local APIC page.
     pub lapic_addr: u64,
-    /// OEM ID of the RSDP, for the boot log.
-    pub oem: [u8; 6],
 }
 
 /// A table header, checked (ACPI §5.2.6).
@@ -89,31 +86,56 @@ impl Sdt {
             return None;
         }
         if checksum(addr, len as u64) != 0 {
-            log::warn!("ACPI table {} at {addr:#x}: bad checksum", sig_str(&signature));
+            log::warn!(
+                "ACPI table {} at {addr:#x}: bad checksum",
+                sig_str(&signature)
+            );
             return None;
         }
-        Some(Sdt { addr, len, signature })
+        Some(Sdt {
+            addr,
+            len,
+            signature,
+        })
     }
 
     fn u8(&self, off: u32) -> u8 {
-        if off < self.len { phys_read(PhysAddr(self.addr + u64::from(off))) } else { 0 }
+        if off < self.len {
+            phys_read(PhysAddr(self.addr + u64::from(off)))
+        } else {
+            0
+        }
     }
 
     fn u16(&self, off: u32) -> u16 {
-        if off + 2 <= self.len { phys_read(PhysAddr(self.addr + u64::from(off))) } else { 0 }
+        if off + 2 <= self.len {
+            phys_read(PhysAddr(self.addr + u64::from(off)))
+        } else {
+            0
+        }
     }
 
     fn u32(&self, off: u32) -> u32 {
-        if off + 4 <= self.len { phys_read(PhysAddr(self.addr + u64::from(off))) } else { 0 }
+        if off + 4 <= self.len {
+            phys_read(PhysAddr(self.addr + u64::from(off)))
+        } else {
+            0
+        }
     }
 
     fn u64(&self, off: u32) -> u64 {
-        if off + 8 <= self.len { phys_read(PhysAddr(self.addr + u64::from(off))) } else { 0 }
+        if off + 8 <= self.len {
+            phys_read(PhysAddr(self.addr + u64::from(off)))
+        } else {
+            0
+        }
     }
 }
 
 fn checksum(addr: u64, len: u64) -> u8 {
-    (0..len).fold(0u8, |sum, i| sum.wrapping_add(phys_read(PhysAddr(addr + i))))
+    (0..len).fold(0u8, |sum, i| {
+        sum.wrapping_add(phys_read(PhysAddr(addr + i)))
+    })
 }
 
 fn sig_str(sig: &[u8; 4]) -> &str {
@@ -148,8 +170,15 @@ impl Platform {
                 log::warn!("no usable ACPI tables: assuming one CPU and an IOAPIC at 0xfec00000");
                 Platform {
                     cpus: alloc::vec![0],
-                    ioapics: alloc::vec![IoApic { id: 0, addr: 0xfec0_0000, gsi_base: 0 }],
-                    overrides: alloc::vec![Override { irq: 0, gsi: 2, flags: 0 }],
+                    ioapics: alloc::vec![IoApic {
+                        addr: 0xfec0_0000,
+                        gsi_base: 0
+                    }],
+                    overrides: alloc::vec![Override {
+                        irq: 0,
+                        gsi: 2,
+                        flags: 0
+                    }],
                     lapic_addr: 0xfee0_0000,
                     ..Platform::default()
                 }
@@ -170,11 +199,15 @@ impl Platform {
         } else {
             (Sdt::at(u64::from(rsdt))?, 4)
         };
-        let mut platform = Platform { oem: rsdp[9..15].try_into().ok()?, ..Platform::default() };
+        let mut platform = Platform::default();
         let count = (root.len - 36) / entry_size;
         for i in 0..count {
             let off = 36 + i * entry_size;
-            let addr = if entry_size == 8 { root.u64(off) } else { u64::from(root.u32(off)) };
+            let addr = if entry_size == 8 {
+                root.u64(off)
+            } else {
+                u64::from(root.u32(off))
+            };
             let Some(table) = Sdt::at(addr) else { continue };
             match &table.signature {
                 b"APIC" => platform.read_madt(&table),
@@ -201,7 +234,6 @@ impl Platform {
             match kind {
                 0 if madt.u32(off + 4) & 1 != 0 => self.cpus.push(u32::from(madt.u8(off + 3))),
                 1 => self.ioapics.push(IoApic {
-                    id: madt.u8(off + 2),
                     addr: u64::from(madt.u32(off + 4)),
                     gsi_base: madt.u32(off + 8),
                 }),
@@ -228,7 +260,11 @@ fn read_fadt(fadt: &Sdt) -> PowerControl {
         value: fadt.u8(128),
     });
     let x_dsdt = if fadt.len >= 148 { fadt.u64(140) } else { 0 };
-    let dsdt = if x_dsdt != 0 { x_dsdt } else { u64::from(fadt.u32(40)) };
+    let dsdt = if x_dsdt != 0 {
+        x_dsdt
+    } else {
+        u64::from(fadt.u32(40))
+    };
     PowerControl {
         pm1a_cnt: fadt.u32(64) as u16,
         pm1b_cnt: fadt.u32(68) as u16,
@@ -244,9 +280,14 @@ fn read_fadt(fadt: &Sdt) -> PowerControl {
 fn find_s5(dsdt: &Sdt) -> Option<(u8, u8)> {
     let mut off = 36;
     while off + 4 < dsdt.len {
-        let is_s5 = [dsdt.u8(off), dsdt.u8(off + 1), dsdt.u8(off + 2), dsdt.u8(off + 3)]
-            == *b"_S5_";
-        let named = off >= 1 && (dsdt.u8(off - 1) == 0x08 || (off >= 2 && dsdt.u8(off - 2) == 0x08));
+        let is_s5 = [
+            dsdt.u8(off),
+            dsdt.u8(off + 1),
+            dsdt.u8(off + 2),
+            dsdt.u8(off + 3),
+        ] == *b"_S5_";
+        let named =
+            off >= 1 && (dsdt.u8(off - 1) == 0x08 || (off >= 2 && dsdt.u8(off - 2) == 0x08));
         if is_s5 && named && dsdt.u8(off + 4) == 0x12 {
             // PackageOp, PkgLength (1 + bits 6-7 of its lead byte), NumElements, then elements.
             let mut p = off + 5;

@@ -35,8 +35,6 @@ const DIVIDE_BY_16: u32 = 0b0011;
 static X2APIC: AtomicBool = AtomicBool::new(false);
 /// Virtual address of the xAPIC register page (direct map), when not in x2APIC mode.
 static XAPIC_BASE: AtomicU64 = AtomicU64::new(0);
-/// LAPIC timer ticks per second (after the divider), measured at boot.
-static TIMER_HZ: AtomicU64 = AtomicU64::new(0);
 
 fn read(reg: Reg) -> u32 {
     if X2APIC.load(Ordering::Relaxed) {
@@ -75,7 +73,10 @@ pub fn init(x2apic: bool) {
     // SAFETY: See above.
     unsafe { base_msr.write(new) };
     X2APIC.store(x2apic, Ordering::Relaxed);
-    XAPIC_BASE.store(PhysAddr(base & 0xf_ffff_f000).to_virt() as u64, Ordering::Relaxed);
+    XAPIC_BASE.store(
+        PhysAddr(base & 0xf_ffff_f000).to_virt() as u64,
+        Ordering::Relaxed,
+    );
 
     write(Reg::Tpr, 0);
     write(Reg::LvtLint0, LVT_MASKED);
@@ -88,7 +89,11 @@ pub fn init(x2apic: bool) {
 /// This CPU's APIC ID.
 pub fn id() -> u32 {
     let raw = read(Reg::Id);
-    if X2APIC.load(Ordering::Relaxed) { raw } else { raw >> 24 }
+    if X2APIC.load(Ordering::Relaxed) {
+        raw
+    } else {
+        raw >> 24
+    }
 }
 
 /// Whether the LAPIC runs in x2APIC mode.
@@ -115,13 +120,7 @@ pub fn timer_elapsed() -> u32 {
 
 /// Makes the timer interrupt `hz` times a second, given its measured rate.
 pub fn timer_start_periodic(timer_hz: u64, hz: u64) {
-    TIMER_HZ.store(timer_hz, Ordering::Relaxed);
     write(Reg::TimerDivide, DIVIDE_BY_16);
     write(Reg::LvtTimer, LVT_PERIODIC | u32::from(TIMER_VECTOR));
     write(Reg::TimerInitial, (timer_hz / hz).max(1) as u32);
-}
-
-/// The LAPIC timer's measured rate in ticks per second.
-pub fn timer_hz() -> u64 {
-    TIMER_HZ.load(Ordering::Relaxed)
 }

@@ -4,7 +4,6 @@
 use alloc::string::String;
 use core::fmt;
 use raw_cpuid::CpuId;
-use x86_64::registers::model_specific::Msr;
 
 /// Intel VMX capabilities.
 #[derive(Clone, Debug, Default)]
@@ -61,10 +60,9 @@ pub struct CpuInfo {
     pub virt: Virtualization,
 }
 
+/// Reads a capability MSR; one the CPU (or emulator) lacks reads as 0.
 fn rdmsr(msr: u32) -> u64 {
-    // SAFETY: Callers only read MSRs that CPUID says exist (the VMX capability MSRs when VMX is
-    // present, VM_CR when SVM is present); reading them has no side effects.
-    unsafe { Msr::new(msr).read() }
+    super::extable::rdmsr(msr).unwrap_or(0)
 }
 
 /// Whether the allowed-1 half (bits 32-63) of a VMX capability MSR permits control `bit`.
@@ -126,7 +124,10 @@ impl CpuInfo {
     /// Reads CPUID (and the virtualization capability MSRs) on this CPU.
     pub fn get() -> CpuInfo {
         let cpuid = CpuId::new();
-        let vendor = cpuid.get_vendor_info().map(|v| String::from(v.as_str())).unwrap_or_default();
+        let vendor = cpuid
+            .get_vendor_info()
+            .map(|v| String::from(v.as_str()))
+            .unwrap_or_default();
         let brand = cpuid
             .get_processor_brand_string()
             .map(|b| String::from(b.as_str().trim()))

@@ -6,7 +6,6 @@
 
 use alloc::boxed::Box;
 use core::ptr::addr_of_mut;
-use core::sync::atomic::{AtomicPtr, Ordering};
 use x86_64::VirtAddr;
 use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
 use x86_64::instructions::tables::load_tss;
@@ -40,8 +39,6 @@ struct CpuTables {
     ist: [IstStack; 3],
 }
 
-static BSP_TSS: AtomicPtr<TaskStateSegment> = AtomicPtr::new(core::ptr::null_mut());
-
 /// Loads this CPU's GDT and TSS.
 pub fn init() {
     let tables: &'static mut CpuTables = Box::leak(Box::new(CpuTables {
@@ -60,7 +57,9 @@ pub fn init() {
     let ucs = tables.gdt.append(Descriptor::user_code_segment());
     // SAFETY: The TSS lives in leaked memory (forever) and is only changed through
     // `set_kernel_stack`, which writes a field the CPU reads on privilege changes.
-    let tss = tables.gdt.append(unsafe { Descriptor::tss_segment_unchecked(tss_ptr) });
+    let tss = tables
+        .gdt
+        .append(unsafe { Descriptor::tss_segment_unchecked(tss_ptr) });
     assert_eq!(
         (cs.0, ds.0, uds.0, ucs.0),
         (KERNEL_CS, KERNEL_DS, USER_DS, USER_CS),
@@ -76,16 +75,5 @@ pub fn init() {
         DS::set_reg(SegmentSelector(0));
         ES::set_reg(SegmentSelector(0));
         load_tss(tss);
-    }
-    BSP_TSS.store(tss_ptr, Ordering::Release);
-}
-
-/// Sets the stack the CPU switches to when an interrupt or exception arrives from user mode.
-pub fn set_kernel_stack(top: u64) {
-    let tss = BSP_TSS.load(Ordering::Acquire);
-    if !tss.is_null() {
-        // SAFETY: BSP_TSS points to leaked memory set once by `init`; this CPU is its only
-        // writer and the CPU only reads the field on the next privilege change.
-        unsafe { (*tss).privilege_stack_table[0] = VirtAddr::new(top) };
     }
 }

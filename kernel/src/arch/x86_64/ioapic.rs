@@ -70,7 +70,11 @@ pub fn init(platform: &Platform, dest_apic_id: u32) {
             write(io.addr, 0x10 + 2 * n, 1 << 16);
         }
     }
-    *STATE.lock() = Some(State { ioapics: platform.ioapics.clone(), isa, dest_apic_id });
+    *STATE.lock() = Some(State {
+        ioapics: platform.ioapics.clone(),
+        isa,
+        dest_apic_id,
+    });
 }
 
 /// Unmasks ISA IRQ `irq` on vector `GSI_VECTOR_BASE + gsi`; returns the GSI.

@@ -16,7 +16,10 @@ pub const PIC_VECTOR_BASE: u8 = 0xe0;
 /// The LAPIC spurious-interrupt vector.
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 
-static HANDLERS: IrqLock<[Option<fn()>; 256]> = IrqLock::new([None; 256]);
+/// An interrupt handler: runs with interrupts off, before the EOI.
+pub type Handler = fn();
+
+static HANDLERS: IrqLock<[Option<Handler>; 256]> = IrqLock::new([None; 256]);
 
 /// Installs `handler` for `vector`.
 pub fn register(vector: u8, handler: fn()) {

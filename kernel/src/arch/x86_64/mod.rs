@@ -5,6 +5,7 @@ pub mod acpi;
 pub mod apic;
 pub mod boot;
 pub mod cpuid;
+pub mod extable;
 pub mod gdt;
 pub mod ioapic;
 pub mod irq;

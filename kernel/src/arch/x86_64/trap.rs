@@ -122,7 +122,7 @@ pub struct TrapFrame {
 
 impl TrapFrame {
     /// Whether the trap interrupted user mode.
-    pub fn from_user(&self) -> bool {
+    pub fn is_user(&self) -> bool {
         self.cs & 3 == 3
     }
 }
@@ -173,9 +173,7 @@ static mut IDT: Idt = Idt([Gate::MISSING; VECTORS]);
 /// Fills the IDT and loads it on this CPU.
 pub fn init() {
     let stubs = &raw const trap_stubs as u64;
-    // SAFETY: The IDT is written once here, before interrupts are enabled, by the boot CPU;
-    // afterwards the CPU only reads it.
-    let idt = unsafe { &mut *(&raw mut IDT) };
+    let mut idt = Idt([Gate::MISSING; VECTORS]);
     for (v, gate) in idt.0.iter_mut().enumerate() {
         let ist = match v {
             2 => IST_NMI,
@@ -187,6 +185,9 @@ pub fn init() {
         let dpl = if v == 3 { 3 } else { 0 };
         *gate = Gate::interrupt(stubs + v as u64 * STUB_SIZE, ist, dpl);
     }
+    // SAFETY: The IDT is written once, here, by the boot CPU before interrupts are enabled;
+    // afterwards the CPU only reads it.
+    unsafe { (&raw mut IDT).write(idt) };
     load();
 }
 
@@ -254,7 +255,11 @@ struct PageFaultCause(u64);
 impl fmt::Display for PageFaultCause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let e = self.0;
-        let what = if e & 1 == 0 { "not-present page" } else { "protection violation" };
+        let what = if e & 1 == 0 {
+            "not-present page"
+        } else {
+            "protection violation"
+        };
         let access = match (e & 2 != 0, e & 16 != 0) {
             (_, true) => "instruction fetch",
             (true, false) => "write",
@@ -270,6 +275,12 @@ impl fmt::Display for PageFaultCause {
 }
 
 fn exception(frame: &mut TrapFrame) {
+    if !frame.is_user()
+        && let Some(resume) = super::extable::lookup(frame.rip)
+    {
+        frame.rip = resume;
+        return;
+    }
     match frame.vector {
         2 => {
             log::warn!("NMI at {:#x}", frame.rip);
@@ -298,7 +309,11 @@ fn exception(frame: &mut TrapFrame) {
                 || crate::mm::kstack::guard_page_slot(frame.rsp).is_some();
             panic!(
                 "double fault{} (cr2 {addr:#x}), rip {:#x}\n{}",
-                if overflow { ": kernel stack overflow" } else { "" },
+                if overflow {
+                    ": kernel stack overflow"
+                } else {
+                    ""
+                },
                 frame.rip,
                 Registers(frame)
             );
@@ -319,10 +334,26 @@ struct Registers<'a>(&'a TrapFrame);
 impl fmt::Display for Registers<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = self.0;
-        writeln!(f, "rax {:016x} rbx {:016x} rcx {:016x} rdx {:016x}", r.rax, r.rbx, r.rcx, r.rdx)?;
-        writeln!(f, "rsi {:016x} rdi {:016x} rbp {:016x} rsp {:016x}", r.rsi, r.rdi, r.rbp, r.rsp)?;
-        writeln!(f, "r8  {:016x} r9  {:016x} r10 {:016x} r11 {:016x}", r.r8, r.r9, r.r10, r.r11)?;
-        writeln!(f, "r12 {:016x} r13 {:016x} r14 {:016x} r15 {:016x}", r.r12, r.r13, r.r14, r.r15)?;
+        writeln!(
+            f,
+            "rax {:016x} rbx {:016x} rcx {:016x} rdx {:016x}",
+            r.rax, r.rbx, r.rcx, r.rdx
+        )?;
+        writeln!(
+            f,
+            "rsi {:016x} rdi {:016x} rbp {:016x} rsp {:016x}",
+            r.rsi, r.rdi, r.rbp, r.rsp
+        )?;
+        writeln!(
+            f,
+            "r8  {:016x} r9  {:016x} r10 {:016x} r11 {:016x}",
+            r.r8, r.r9, r.r10, r.r11
+        )?;
+        writeln!(
+            f,
+            "r12 {:016x} r13 {:016x} r14 {:016x} r15 {:016x}",
+            r.r12, r.r13, r.r14, r.r15
+        )?;
         write!(f, "cs {:#x} ss {:#x} rflags {:#x}", r.cs, r.ss, r.rflags)
     }
 }

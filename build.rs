@@ -1,0 +1,119 @@
+//! Builds the OS the launcher boots and the boot tests drive: the kernel for
+//! `x86_64-unknown-none` and the boot archive, under `<target>/os/`. Their paths reach the
+//! launcher and tests as `TERN_KERNEL` and `TERN_BOOTFS`.
+//!
+//! The kernel is a separate `cargo build` with its own target directory (a nested build in the
+//! same directory would wait forever on the outer build's lock), always in release mode: it
+//! runs under emulation, where speed matters more than debug assertions.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const KERNEL_TARGET: &str = "x86_64-unknown-none";
+/// Every target the toolchain file lists; a toolchain installed before that file existed may
+/// lack them, and rustup adds them only on `rustup toolchain install`.
+const TARGETS: [&str; 2] = ["x86_64-unknown-none", "x86_64-unknown-linux-musl"];
+
+fn main() {
+    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
+    // OUT_DIR is <target>/<profile>/build/<package>-<hash>/out.
+    let target_dir = out_dir
+        .ancestors()
+        .nth(4)
+        .expect("OUT_DIR is inside the target directory");
+    let os_dir = target_dir.join("os");
+
+    for dir in ["kernel", "lib", "Cargo.lock", "rust-toolchain.toml"] {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+    }
+
+    ensure_targets(&root);
+    let kernel = build_kernel(&root, &os_dir);
+    let bootfs = pack_bootfs(&os_dir);
+    println!("cargo:rustc-env=TERN_KERNEL={}", kernel.display());
+    println!("cargo:rustc-env=TERN_BOOTFS={}", bootfs.display());
+    println!("cargo:rustc-env=TERN_OS_DIR={}", os_dir.display());
+}
+
+fn ensure_targets(root: &Path) {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .expect("rustc --print sysroot");
+    let missing: Vec<&str> = TARGETS
+        .into_iter()
+        .filter(|t| !sysroot.join("lib/rustlib").join(t).exists())
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let mut rustup = Command::new("rustup");
+    rustup
+        .current_dir(root)
+        .args(["target", "add"])
+        .args(&missing);
+    if let Ok(toolchain) = env::var("RUSTUP_TOOLCHAIN") {
+        rustup.args(["--toolchain", &toolchain]);
+    }
+    let status = rustup
+        .status()
+        .expect("rustup is needed to add the kernel's targets");
+    assert!(
+        status.success(),
+        "rustup target add {} failed",
+        missing.join(" ")
+    );
+}
+
+/// Runs `cargo build` for a crate of the workspace in `target_dir`, with the outer build's
+/// settings removed from the environment.
+fn cargo(root: &Path, target_dir: &Path) -> Command {
+    let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root)
+        .arg("build")
+        .arg("--release")
+        .arg("--target-dir")
+        .arg(target_dir);
+    for var in [
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_PROFILE_RELEASE_DEBUG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn build_kernel(root: &Path, os_dir: &Path) -> PathBuf {
+    let target_dir = os_dir.join("kernel");
+    let status = cargo(root, &target_dir)
+        .args(["-p", "kernel", "--target", KERNEL_TARGET])
+        .env(
+            "RUSTFLAGS",
+            "-C force-frame-pointers=yes -C relocation-model=static",
+        )
+        .status()
+        .expect("cargo build of the kernel");
+    assert!(status.success(), "building the kernel failed");
+    target_dir.join(KERNEL_TARGET).join("release/kernel")
+}
+
+/// The boot archive (`#root`): the directories of the boot namespace.
+fn pack_bootfs(os_dir: &Path) -> PathBuf {
+    let mut archive = cpio::Writer::new();
+    for dir in ["bin", "dev", "env", "mnt", "n", "proc", "srv", "tmp"] {
+        archive.dir(dir);
+    }
+    let path = os_dir.join("bootfs.cpio");
+    std::fs::create_dir_all(os_dir).expect("create the OS output directory");
+    std::fs::write(&path, archive.finish()).expect("write the boot archive");
+    path
+}

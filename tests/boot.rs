@@ -1,0 +1,176 @@
+//! Boot tests: the kernel boots to its monitor in QEMU (by `-kernel` and from the GRUB ISO) and
+//! in Bochs (VMX and SVM CPU models), runs its in-kernel tests, and fails loudly on a panic.
+//!
+//! Each test skips with a loud message only when its emulator is absent and cannot be installed
+//! here; under CI (`CI` set) a missing emulator is a failure.
+
+use qemu_test::{Boot, Emulator, Error, Machine, MachineConfig, iso, tools};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Generous: the machine is shared and emulation is slow; a hang still ends the test.
+const TIMEOUT: Duration = Duration::from_secs(180);
+
+fn work_dir(test: &str) -> PathBuf {
+    Path::new(env!("TERN_OS_DIR")).join("tests").join(test)
+}
+
+fn kernel() -> &'static Path {
+    Path::new(env!("TERN_KERNEL"))
+}
+
+fn bootfs() -> &'static Path {
+    Path::new(env!("TERN_BOOTFS"))
+}
+
+/// Whether the emulator is usable; prints a loud message and returns false if not (outside CI).
+fn available(tool: tools::Tool) -> bool {
+    match tools::ensure(&[tool]) {
+        Ok(()) => true,
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!("\n*** SKIPPED: {e} ***\n");
+            false
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn qemu(test: &str, cmdline: &str) -> MachineConfig {
+    MachineConfig::qemu_kernel(kernel(), Some(bootfs()), cmdline, &work_dir(test))
+}
+
+fn iso_machine(test: &str, emulator: Emulator, cpu: Option<&str>, cmdline: &str) -> MachineConfig {
+    let dir = work_dir(test);
+    let image = iso::build(kernel(), Some(bootfs()), cmdline, &dir).expect("build the GRUB ISO");
+    MachineConfig {
+        emulator,
+        boot: Boot::Iso(image),
+        cpu: cpu.map(str::to_string),
+        smp: 1,
+        mem_mib: 512,
+        disk: None,
+        echo: false,
+        work_dir: dir,
+    }
+}
+
+fn start(cfg: &MachineConfig) -> Machine {
+    Machine::start(cfg).unwrap_or_else(|e| panic!("cannot start the emulator: {e}"))
+}
+
+/// Boots, checks the monitor answers `cpu` with `virt`, then powers off cleanly.
+fn monitor_session(cfg: &MachineConfig, loader: &str, virt: &str) {
+    let mut m = start(cfg);
+    let banner = m.wait_prompt(TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        banner.contains(&format!("booted by {loader}")),
+        "banner: {banner}"
+    );
+    let cpu = m.run("cpu", TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert!(cpu.contains(virt), "cpu printed:\n{cpu}");
+    let pci = m.run("pci", TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert!(pci.contains("host bridge"), "pci printed:\n{pci}");
+    let bad = m
+        .run("frobnicate", TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        bad.contains("frobnicate: unknown command"),
+        "unknown command printed:\n{bad}"
+    );
+    m.send_line("poweroff").unwrap();
+    let status = m.wait_exit(TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!m.panicked(), "{}", m.output());
+    if m.emulator() == Emulator::Qemu {
+        assert!(status.success(), "QEMU exited with {status} after poweroff");
+    }
+}
+
+#[test]
+fn qemu_kernel_boots_to_monitor_and_powers_off() {
+    if available(tools::QEMU) {
+        monitor_session(&qemu("qemu-kernel", ""), "PVH", "virtualization: SVM (NPT");
+    }
+}
+
+#[test]
+fn qemu_iso_boots_by_multiboot2() {
+    if available(tools::QEMU) {
+        let cfg = iso_machine("qemu-iso", Emulator::Qemu, None, "");
+        monitor_session(&cfg, "multiboot2", "virtualization: SVM (NPT");
+    }
+}
+
+#[test]
+fn bochs_skylake_reports_vmx() {
+    if available(tools::BOCHS) {
+        let cfg = iso_machine("bochs-vmx", Emulator::Bochs, Some("corei7_skylake_x"), "");
+        monitor_session(
+            &cfg,
+            "multiboot2",
+            "virtualization: VMX (EPT VPID unrestricted-guest",
+        );
+    }
+}
+
+#[test]
+fn bochs_trinity_reports_svm() {
+    if available(tools::BOCHS) {
+        let cfg = iso_machine("bochs-svm", Emulator::Bochs, Some("trinity_apu"), "");
+        monitor_session(&cfg, "multiboot2", "virtualization: SVM (NPT NRIP-save");
+    }
+}
+
+#[test]
+fn qemu_in_kernel_tests_pass() {
+    if !available(tools::QEMU) {
+        return;
+    }
+    let mut m = start(&qemu("qemu-ktest", "ktest"));
+    let out = m
+        .wait_for(" failed\n", TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let status = m.wait_exit(TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.contains("ktest: ") && out.contains(" passed, 0 failed"),
+        "{out}"
+    );
+    assert_eq!(
+        status.code(),
+        Some(33),
+        "isa-debug-exit should report success:\n{out}"
+    );
+}
+
+#[test]
+fn bochs_in_kernel_tests_pass() {
+    if !available(tools::BOCHS) {
+        return;
+    }
+    let mut m = start(&iso_machine("bochs-ktest", Emulator::Bochs, None, "ktest"));
+    let out = m
+        .wait_for(" failed\n", TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn panic_is_reported_as_a_failure() {
+    if !available(tools::QEMU) {
+        return;
+    }
+    let mut m = start(&qemu("qemu-panic", ""));
+    m.wait_prompt(TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    match m.run("panic", TIMEOUT) {
+        Err(Error::Panicked { tail }) => {
+            assert!(tail.contains("panic requested from the monitor"), "{tail}");
+            assert!(tail.contains("stack trace"), "{tail}");
+        }
+        other => panic!("expected a reported panic, got {other:?}"),
+    }
+    let status = m.wait_exit(TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        status.code(),
+        Some(35),
+        "isa-debug-exit should report failure"
+    );
+}
