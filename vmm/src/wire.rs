@@ -1,7 +1,7 @@
 //! Little-endian field access on byte buffers, for the packed structures of the boot protocol,
 //! the MP specification, ELF and virtio. Reads return `None` past the end instead of panicking,
 //! so parsers of untrusted images turn truncation into an error value.
-#![allow(dead_code)] // TODO(vmm): the loaders use these; drop once they land.
+#![allow(dead_code)] // The loaders use the readers; they land next.
 
 /// The `N` bytes at `offset`, if the buffer holds them.
 pub(crate) fn bytes<const N: usize>(buf: &[u8], offset: usize) -> Option<[u8; N]> {
