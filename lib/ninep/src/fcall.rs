@@ -245,6 +245,30 @@ pub fn put_rread_header(buf: &mut [u8], tag: u16, count: u32) -> Result<(), Erro
     s.u32(count)
 }
 
+/// The size of a `Twrite` frame without its data: header + `fid[4] offset[8] count[4]`.
+pub const TWRITE_HEADER_LEN: usize = HEADER_LEN + 16;
+
+/// Writes the header of a `Twrite` of `count` data bytes into `buf[..TWRITE_HEADER_LEN]`, so a
+/// client can place the data at `buf[TWRITE_HEADER_LEN..]` (from user memory, say) without an
+/// intermediate copy.
+pub fn put_twrite_header(
+    buf: &mut [u8],
+    tag: u16,
+    fid: u32,
+    offset: u64,
+    count: u32,
+) -> Result<(), Error> {
+    let size = (TWRITE_HEADER_LEN as u64) + u64::from(count);
+    let size = u32::try_from(size).map_err(|_| Error::DataTooLong(count as usize))?;
+    let mut s = SliceSink { buf, pos: 0 };
+    s.u32(size)?;
+    s.u8(MsgType::Twrite as u8)?;
+    s.u16(tag)?;
+    s.u32(fid)?;
+    s.u64(offset)?;
+    s.u32(count)
+}
+
 impl<'a> Msg<'a> {
     /// The message's type byte.
     pub fn msg_type(&self) -> MsgType {

@@ -33,7 +33,8 @@ pub use consts::*;
 pub use dir::{Dir, DirEntries};
 pub use error::Error;
 pub use fcall::{
-    Dialect, Fcall, HEADER_LEN, Msg, MsgType, OwnedFcall, RREAD_HEADER_LEN, put_rread_header,
+    Dialect, Fcall, HEADER_LEN, Msg, MsgType, OwnedFcall, RREAD_HEADER_LEN, TWRITE_HEADER_LEN,
+    put_rread_header, put_twrite_header,
 };
 pub use frame::{FrameReader, frame_len};
 pub use qid::Qid;

@@ -7,7 +7,8 @@ use std::borrow::Cow;
 
 use ninep::{
     DMDIR, Dialect, Dir, DirEntries, Error, Fcall, FrameReader, MAXWELEM, Msg, MsgType, NOFID,
-    NONUNAME, NOTAG, QTDIR, Qid, RREAD_HEADER_LEN, frame_len, put_rread_header,
+    NONUNAME, NOTAG, QTDIR, Qid, RREAD_HEADER_LEN, TWRITE_HEADER_LEN, frame_len, put_rread_header,
+    put_twrite_header,
 };
 use support::arbitrary::Rng;
 
@@ -435,6 +436,20 @@ fn rread_header_matches_the_encoder() {
     buf[RREAD_HEADER_LEN..].copy_from_slice(&data);
     assert_eq!(buf, enc(&f, P));
     assert!(put_rread_header(&mut [0u8; 5], 1, 1).is_err());
+
+    let f = Fcall::new(
+        5,
+        Msg::Twrite {
+            fid: 9,
+            offset: 1 << 40,
+            data: data.clone().into(),
+        },
+    );
+    let mut buf = vec![0u8; TWRITE_HEADER_LEN + data.len()];
+    put_twrite_header(&mut buf, 5, 9, 1 << 40, data.len() as u32).unwrap();
+    buf[TWRITE_HEADER_LEN..].copy_from_slice(&data);
+    assert_eq!(buf, enc(&f, P));
+    assert!(put_twrite_header(&mut [0u8; 22], 1, 1, 0, 0).is_err());
 }
 
 #[test]
