@@ -12,7 +12,7 @@
 //!
 //! ```text
 //! fsvm-agent: ready tcp!10.0.2.15!564 /dev/vda1
-//! fsvm-agent: status serving /dev/vda1 tcp!10.0.2.15!564 uptime 12.345
+//! fsvm-agent: status serving /dev/vda1 tcp!10.0.2.15!564 uptime 12.345 connections 1
 //! fsvm-agent: error unknown control line "REBOOT" (expected SHUTDOWN or STATUS)
 //! fsvm-agent: shutting down
 //! fsvm-agent: exit status 3 (the partition is not ext4)
@@ -102,10 +102,10 @@ pub enum Reply {
         /// The block device being served.
         device: String,
     },
-    /// Answer to `STATUS`: the state (`starting`, `serving`, `stopping`), the device, the 9P
-    /// address and the seconds since boot.
+    /// Answer to `STATUS`: the state, the device, the 9P address, the seconds since boot and
+    /// the number of open 9P connections.
     Status {
-        /// One word: `starting`, `serving` or `stopping`.
+        /// One word; `serving` while the agent obeys commands.
         state: String,
         /// The block device being served.
         device: String,
@@ -113,6 +113,8 @@ pub enum Reply {
         addr: String,
         /// Seconds since boot, with millisecond precision.
         uptime: String,
+        /// Open 9P connections.
+        connections: usize,
     },
     /// A failure: a bad control line (the agent keeps running) or the reason for a failure exit.
     Error(String),
@@ -155,11 +157,13 @@ impl Reply {
                 let mut w = rest.split(' ');
                 let (state, device, addr) = (w.next()?, w.next()?, w.next()?);
                 let (_, uptime) = (w.next().filter(|&u| u == "uptime")?, w.next()?);
+                let (_, conns) = (w.next().filter(|&c| c == "connections")?, w.next()?);
                 Some(Reply::Status {
                     state: state.to_string(),
                     device: device.to_string(),
                     addr: addr.to_string(),
                     uptime: uptime.to_string(),
+                    connections: conns.parse().ok()?,
                 })
             }
             "error" => Some(Reply::Error(rest.to_string())),
@@ -191,9 +195,11 @@ impl fmt::Display for Reply {
                 device,
                 addr,
                 uptime,
-            } => {
-                write!(f, "status {state} {device} {addr} uptime {uptime}")
-            }
+                connections,
+            } => write!(
+                f,
+                "status {state} {device} {addr} uptime {uptime} connections {connections}"
+            ),
             Reply::Error(msg) => write!(f, "error {msg}"),
             Reply::ShuttingDown => f.write_str("shutting down"),
             Reply::Exit { status, text } => write!(f, "exit status {status} ({text})"),
@@ -257,6 +263,7 @@ mod tests {
                 device: "/dev/vda".into(),
                 addr: "tcp!10.0.2.15!5640".into(),
                 uptime: "1.250".into(),
+                connections: 3,
             },
             Reply::Error("partition 3 of /dev/vda does not exist".into()),
             Reply::ShuttingDown,
@@ -297,6 +304,8 @@ mod tests {
             "fsvm-agent: exit code 1",
             "fsvm-agent: ready tcp!1!2",
             "fsvm-agent: status serving /dev/vda",
+            "fsvm-agent: status serving /dev/vda tcp!1!2 uptime 1.0",
+            "fsvm-agent: status serving /dev/vda tcp!1!2 uptime 1.0 connections x",
             "fsvm-agent: shutting up",
             "fsvm-agent: mounted /dev/vda1",
         ] {

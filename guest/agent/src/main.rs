@@ -9,7 +9,6 @@
 //! VMM's hypercall if the CPU reports our hypervisor and otherwise by a reboot (which
 //! `reboot=t` plus QEMU's `-no-reboot` turn into an exit).
 
-mod serve;
 mod sys;
 
 use abi::hv::PowerOffStatus;
@@ -173,7 +172,7 @@ struct Agent {
     options: Option<Options>,
     device: String,
     mounted: bool,
-    server: Option<serve::Server>,
+    server: Option<ninepd::Server>,
 }
 
 impl Agent {
@@ -223,14 +222,17 @@ impl Agent {
         log(&format!("mounted {} (ext4) on {MOUNT_POINT}", self.device));
 
         let addr = SocketAddrV4::new(opts.ip, opts.port);
-        let server =
-            serve::Server::start(addr, Path::new(MOUNT_POINT), opts.msize).map_err(|e| {
-                let status = match e.kind() {
-                    io::ErrorKind::AddrInUse => PowerOffStatus::PortInUse,
-                    _ => PowerOffStatus::AgentFailed,
-                };
-                fail(status, format!("9P server cannot listen on {addr}: {e}"))
-            })?;
+        let mut server_opts = ninepd::Options::default();
+        if let Some(m) = opts.msize {
+            server_opts.msize = m;
+        }
+        let server = ninepd::Server::bind(addr, MOUNT_POINT, server_opts).map_err(|e| {
+            let status = match e.kind() {
+                io::ErrorKind::AddrInUse => PowerOffStatus::PortInUse,
+                _ => PowerOffStatus::AgentFailed,
+            };
+            fail(status, format!("9P server on {addr}: {e}"))
+        })?;
         self.server = Some(server);
         log(&format!(
             "serving {MOUNT_POINT} over 9P2000 on {}",
@@ -275,6 +277,7 @@ impl Agent {
                                 device: self.device.clone(),
                                 addr: self.dial_string(),
                                 uptime: format!("{}.{:03}", t.as_secs(), t.subsec_millis()),
+                                connections: self.server.as_ref().map_or(0, |s| s.connections()),
                             });
                         }
                         Ok(Some(Command::Shutdown)) => {
