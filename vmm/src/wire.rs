@@ -1,7 +1,6 @@
 //! Little-endian field access on byte buffers, for the packed structures of the boot protocol,
 //! the MP specification, ELF and virtio. Reads return `None` past the end instead of panicking,
 //! so parsers of untrusted images turn truncation into an error value.
-#![allow(dead_code)] // The loaders use the readers; they land next.
 
 /// The `N` bytes at `offset`, if the buffer holds them.
 pub(crate) fn bytes<const N: usize>(buf: &[u8], offset: usize) -> Option<[u8; N]> {
@@ -29,6 +28,10 @@ pub(crate) fn u64_at(buf: &[u8], offset: usize) -> Option<u64> {
 /// out-of-range offset is a bug in this crate, not bad input.
 pub(crate) fn put(buf: &mut [u8], offset: usize, value: &[u8]) {
     buf[offset..offset + value.len()].copy_from_slice(value);
+}
+
+pub(crate) fn put_u8(buf: &mut [u8], offset: usize, value: u8) {
+    buf[offset] = value;
 }
 
 pub(crate) fn put_u16(buf: &mut [u8], offset: usize, value: u16) {
