@@ -90,7 +90,7 @@ enum Event {
     ControlOpen,
     /// `hvc0` did not appear or could not be opened.
     NoControl(String),
-    /// One line from `hvc0`, without its newline; `None` if it was too long.
+    /// One line from `hvc0`, or `Err(length)` if it was too long.
     Line(Result<String, usize>),
     /// `hvc0` reached end of file or failed.
     ControlClosed(String),

@@ -51,9 +51,12 @@ impl std::error::Error for Error {}
 /// This crate's result type.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Prints a progress line on stderr (a kernel build is long; the user should know why).
+/// Prints a progress line on stderr (a kernel build is long; the user should know why). It
+/// writes to the stream itself rather than through `eprintln!`, which the test harness captures:
+/// a test that starts a 5-minute build should say so.
 pub fn progress(msg: &str) {
-    eprintln!("guest-image: {msg}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "guest-image: {msg}");
 }
 
 /// The cache directory: `$TERN_CACHE`, else `$XDG_CACHE_HOME/tern`, else `~/.cache/tern`.

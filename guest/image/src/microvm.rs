@@ -158,6 +158,9 @@ pub enum Channel {
 struct Transcript {
     serial: Vec<String>,
     control: Vec<String>,
+    /// When each line arrived, since QEMU's start.
+    serial_at: Vec<Duration>,
+    control_at: Vec<Duration>,
     serial_closed: bool,
     control_closed: bool,
     qemu_stderr: String,
@@ -168,6 +171,13 @@ impl Transcript {
         match ch {
             Channel::Serial => &self.serial,
             Channel::Control => &self.control,
+        }
+    }
+
+    fn arrivals(&self, ch: Channel) -> &Vec<Duration> {
+        match ch {
+            Channel::Serial => &self.serial_at,
+            Channel::Control => &self.control_at,
         }
     }
 
@@ -237,7 +247,7 @@ pub struct Microvm {
 }
 
 /// Reads lines from `r` into the transcript until end of file, echoing them if asked.
-fn pump(r: impl Read, ch: Channel, shared: Shared, echo: bool) {
+fn pump(r: impl Read, ch: Channel, shared: Shared, echo: bool, started: Instant) {
     let mut r = BufReader::new(r);
     loop {
         let mut buf = Vec::new();
@@ -257,8 +267,14 @@ fn pump(r: impl Read, ch: Channel, shared: Shared, echo: bool) {
         let (lock, cv) = &*shared;
         if let Ok(mut t) = lock.lock() {
             match ch {
-                Channel::Serial => t.serial.push(line),
-                Channel::Control => t.control.push(line),
+                Channel::Serial => {
+                    t.serial.push(line);
+                    t.serial_at.push(started.elapsed());
+                }
+                Channel::Control => {
+                    t.control.push(line);
+                    t.control_at.push(started.elapsed());
+                }
             }
         }
         cv.notify_all();
@@ -371,7 +387,8 @@ impl Microvm {
         for (stream, ch) in [(serial, Channel::Serial), (control, Channel::Control)] {
             let shared = shared.clone();
             let echo = cfg.echo;
-            std::thread::spawn(move || pump(stream, ch, shared, echo));
+            let started = vm.started;
+            std::thread::spawn(move || pump(stream, ch, shared, echo, started));
         }
         Ok(vm)
     }
@@ -407,6 +424,17 @@ impl Microvm {
         timeout: Duration,
         pred: impl Fn(&str) -> bool,
     ) -> Result<String> {
+        self.wait_for_line_at(ch, timeout, pred).map(|(_, l)| l)
+    }
+
+    /// Like [`Microvm::wait_for_line`], also returning when the line arrived (since QEMU's
+    /// start).
+    pub fn wait_for_line_at(
+        &self,
+        ch: Channel,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Result<(Duration, String)> {
         let deadline = Instant::now() + timeout;
         let idx = ch as usize;
         let (lock, cv) = &*self.shared;
@@ -423,7 +451,7 @@ impl Microvm {
                     if let Ok(mut c) = self.cursors.lock() {
                         c[idx] = cursor;
                     }
-                    return Ok(line.clone());
+                    return Ok((t.arrivals(ch)[cursor - 1], line.clone()));
                 }
             }
             if t.closed(ch) {
@@ -452,10 +480,21 @@ impl Microvm {
         timeout: Duration,
         pred: impl Fn(&Reply) -> bool,
     ) -> Result<Reply> {
-        let line = self.wait_for_line(Channel::Control, timeout, |l| {
+        self.wait_for_reply_at(timeout, pred).map(|(_, r)| r)
+    }
+
+    /// Like [`Microvm::wait_for_reply`], also returning when the line arrived (since QEMU's
+    /// start).
+    pub fn wait_for_reply_at(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&Reply) -> bool,
+    ) -> Result<(Duration, Reply)> {
+        let (at, line) = self.wait_for_line_at(Channel::Control, timeout, |l| {
             Reply::parse(l).is_some_and(|r| pred(&r))
         })?;
-        Reply::parse(&line).ok_or_else(|| Error::new("reply vanished"))
+        let reply = Reply::parse(&line).ok_or_else(|| Error::new("reply vanished"))?;
+        Ok((at, reply))
     }
 
     /// Waits for the agent's `ready` line.
@@ -540,22 +579,28 @@ impl Drop for Microvm {
 }
 
 /// Connects a 9P client to `127.0.0.1:port`, retrying until the server answers `Tversion` or
-/// `timeout` passes (QEMU's user network accepts the TCP connection even before the guest
-/// listens, then drops it).
+/// `timeout` passes. QEMU's user network accepts the host's TCP connection at once and only then
+/// connects to the guest, retrying its SYN with backoff while the guest is not up yet; so each
+/// attempt waits a short, growing time for `Rversion` and then starts afresh.
 pub fn connect_9p(
     port: u16,
     msize: u32,
     timeout: Duration,
 ) -> Result<ninep::client::Client<TcpStream>> {
     let deadline = Instant::now() + timeout;
+    let mut patience = Duration::from_millis(100);
     loop {
         let attempt = TcpStream::connect(("127.0.0.1", port))
             .map_err(|e| e.to_string())
             .and_then(|s| {
-                s.set_read_timeout(Some(Duration::from_secs(10)))
+                s.set_read_timeout(Some(patience))
                     .map_err(|e| e.to_string())?;
                 s.set_nodelay(true).map_err(|e| e.to_string())?;
-                ninep::client::Client::connect(s, msize).map_err(|e| e.to_string())
+                let mut c = ninep::client::Client::connect(s, msize).map_err(|e| e.to_string())?;
+                c.stream_mut()
+                    .set_read_timeout(Some(Duration::from_secs(30)))
+                    .map_err(|e| e.to_string())?;
+                Ok(c)
             });
         match attempt {
             Ok(c) => return Ok(c),
@@ -564,7 +609,14 @@ pub fn connect_9p(
                     "no 9P server answered on 127.0.0.1:{port} within {timeout:?}: {e}"
                 )));
             }
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(10));
+                // Short attempts while a boot is plausible (they set the figure's resolution),
+                // longer ones after that, for a slow machine.
+                if Instant::now() + timeout > deadline + Duration::from_secs(10) {
+                    patience = (patience * 3 / 2).min(Duration::from_secs(5));
+                }
+            }
         }
     }
 }
