@@ -22,3 +22,6 @@ pub mod memory;
 pub mod mptable;
 pub mod virtio;
 mod wire;
+
+#[cfg(test)]
+mod fuzz;
