@@ -24,4 +24,6 @@ pub mod virtio;
 mod wire;
 
 #[cfg(test)]
+mod assembly_tests;
+#[cfg(test)]
 mod fuzz;
