@@ -242,30 +242,44 @@ fn initrd_respects_initrd_addr_max() {
     assert!(a + l <= 0x400_0000);
 }
 
-/// A real Linux image, from an environment variable or the build caches, when one is there.
+/// A real Linux image, from an environment variable or the build caches, when one is there:
+/// guest-image's cache (`$TERN_CACHE`, `$XDG_CACHE_HOME/tern` or `~/.cache/tern`, then
+/// `kernel/<key>/`), and for bzImage also a Debian kernel unpacked into `<cache>/debian/`.
 fn real_image(var: &str, name: &str) -> Option<(std::path::PathBuf, Vec<u8>)> {
-    let home = std::env::var_os("HOME").map(std::path::PathBuf::from)?;
-    let mut candidates: Vec<std::path::PathBuf> =
-        std::env::var_os(var).map(Into::into).into_iter().collect();
-    let mut dirs = alloc::vec![home.join(".cache/tern/guest")];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else if p.file_name().is_some_and(|f| f == name) {
-                candidates.push(p);
-            }
-        }
-    }
-    if name == "bzImage" {
-        for e in std::fs::read_dir(home.join(".cache/tern/debian"))
+    use std::path::PathBuf;
+    let env = |v: &str| {
+        std::env::var_os(v)
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+    };
+    let mut candidates: Vec<PathBuf> = env(var).into_iter().collect();
+    let roots: Vec<PathBuf> = [
+        env("TERN_CACHE"),
+        env("XDG_CACHE_HOME").map(|x| x.join("tern")),
+        env("HOME").map(|h| h.join(".cache/tern")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for root in &roots {
+        for e in std::fs::read_dir(root.join("kernel"))
             .into_iter()
             .flatten()
             .flatten()
         {
-            if e.file_name().to_string_lossy().starts_with("bzImage") {
-                candidates.push(e.path());
+            if !e.file_name().to_string_lossy().ends_with(".partial") {
+                candidates.push(e.path().join(name));
+            }
+        }
+        if name == "bzImage" {
+            for e in std::fs::read_dir(root.join("debian"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if e.file_name().to_string_lossy().starts_with("bzImage") {
+                    candidates.push(e.path());
+                }
             }
         }
     }
@@ -305,7 +319,7 @@ fn real_bzimage_when_available() {
         return;
     };
     let h = bzimage::parse(&image).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(h.version >= 0x020c && h.relocatable);
+    assert!(h.version >= 0x020c, "the 64-bit entry needs protocol 2.12");
     let (mem, layout) = guest(256 * MIB);
     let k = load(&mem, &layout, &image, Some(&initramfs()), "console=hvc0").unwrap();
     assert_eq!(k.cpu.rip, h.pref_address + 0x200);
