@@ -25,13 +25,14 @@ fn main() {
         .expect("OUT_DIR is inside the target directory");
     let os_dir = target_dir.join("os");
 
-    for dir in ["kernel", "lib", "Cargo.lock", "rust-toolchain.toml"] {
+    for dir in ["kernel", "lib", "user", "Cargo.lock", "rust-toolchain.toml"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
 
     ensure_targets(&root);
     let kernel = build_kernel(&root, &os_dir);
-    let bootfs = pack_bootfs(&os_dir);
+    let programs = build_user(&root, &os_dir);
+    let bootfs = pack_bootfs(&os_dir, &programs);
     println!("cargo:rustc-env=TERN_KERNEL={}", kernel.display());
     println!("cargo:rustc-env=TERN_BOOTFS={}", bootfs.display());
     println!("cargo:rustc-env=TERN_OS_DIR={}", os_dir.display());
@@ -106,11 +107,42 @@ fn build_kernel(root: &Path, os_dir: &Path) -> PathBuf {
     target_dir.join(KERNEL_TARGET).join("release/kernel")
 }
 
-/// The boot archive (`#root`): the directories of the boot namespace.
-fn pack_bootfs(os_dir: &Path) -> PathBuf {
+/// Builds every user program (the binaries of `user/cmd`); returns (name, path) pairs.
+fn build_user(root: &Path, os_dir: &Path) -> Vec<(String, PathBuf)> {
+    let target_dir = os_dir.join("user");
+    let status = cargo(root, &target_dir)
+        .args(["-p", "cmd", "--bins", "--target", KERNEL_TARGET])
+        .env(
+            "RUSTFLAGS",
+            "-C relocation-model=static -C link-arg=--no-pie -C link-arg=--strip-all",
+        )
+        .status()
+        .expect("cargo build of the user programs");
+    assert!(status.success(), "building the user programs failed");
+    let bin_dir = target_dir.join(KERNEL_TARGET).join("release");
+    let mut programs: Vec<(String, PathBuf)> = std::fs::read_dir(root.join("user/cmd/src/bin"))
+        .expect("user/cmd/src/bin")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            let name = name.strip_suffix(".rs")?.to_string();
+            let path = bin_dir.join(&name);
+            Some((name, path))
+        })
+        .collect();
+    programs.sort();
+    programs
+}
+
+/// The boot archive (`#root`): the directories of the boot namespace and the programs in
+/// `/bin`.
+fn pack_bootfs(os_dir: &Path, programs: &[(String, PathBuf)]) -> PathBuf {
     let mut archive = cpio::Writer::new();
     for dir in ["bin", "dev", "env", "mnt", "n", "proc", "srv", "tmp"] {
         archive.dir(dir);
+    }
+    for (name, path) in programs {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        archive.file(&format!("bin/{name}"), 0o755, &bytes);
     }
     let path = os_dir.join("bootfs.cpio");
     std::fs::create_dir_all(os_dir).expect("create the OS output directory");

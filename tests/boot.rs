@@ -1,5 +1,6 @@
-//! Boot tests: the kernel boots to its monitor in QEMU (by `-kernel` and from the GRUB ISO) and
-//! in Bochs (VMX and SVM CPU models), runs its in-kernel tests, and fails loudly on a panic.
+//! Boot tests: the OS boots to its shell in QEMU (by `-kernel` and from the GRUB ISO) and in
+//! Bochs (VMX and SVM CPU models); the kernel monitor answers when asked for; the in-kernel
+//! tests pass; user programs check processes, threads and notes; a panic fails loudly.
 //!
 //! Each test skips with a loud message only when its emulator is absent and cannot be installed
 //! here; under CI (`CI` set) a missing emulator is a failure.
@@ -58,8 +59,12 @@ fn start(cfg: &MachineConfig) -> Machine {
     Machine::start(cfg).unwrap_or_else(|e| panic!("cannot start the emulator: {e}"))
 }
 
-/// Boots, checks the monitor answers `cpu` with `virt`, then powers off cleanly.
-fn monitor_session(cfg: &MachineConfig, loader: &str, virt: &str) {
+const SHELL_UNKNOWN: &str = "sh: frobnicate: file does not exist";
+const MONITOR_UNKNOWN: &str = "frobnicate: unknown command";
+
+/// Boots, checks `cpu` reports `virt` and `pci` lists a host bridge, then powers off cleanly.
+/// `unknown` is what an unknown command prints (the shell's or the monitor's message).
+fn session(cfg: &MachineConfig, loader: &str, virt: &str, unknown: &str) {
     let mut m = start(cfg);
     let banner = m.wait_prompt(TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     assert!(
@@ -73,10 +78,7 @@ fn monitor_session(cfg: &MachineConfig, loader: &str, virt: &str) {
     let bad = m
         .run("frobnicate", TIMEOUT)
         .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        bad.contains("frobnicate: unknown command"),
-        "unknown command printed:\n{bad}"
-    );
+    assert!(bad.contains(unknown), "unknown command printed:\n{bad}");
     m.send_line("poweroff").unwrap();
     let status = m.wait_exit(TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     assert!(!m.panicked(), "{}", m.output());
@@ -86,9 +88,22 @@ fn monitor_session(cfg: &MachineConfig, loader: &str, virt: &str) {
 }
 
 #[test]
-fn qemu_kernel_boots_to_monitor_and_powers_off() {
+fn qemu_kernel_boots_to_shell_and_powers_off() {
     if available(tools::QEMU) {
-        monitor_session(&qemu("qemu-kernel", ""), "PVH", "virtualization: SVM (NPT");
+        session(
+            &qemu("qemu-kernel", ""),
+            "PVH",
+            "virtualization: SVM (NPT",
+            SHELL_UNKNOWN,
+        );
+    }
+}
+
+#[test]
+fn qemu_kernel_monitor_on_request() {
+    if available(tools::QEMU) {
+        let cfg = qemu("qemu-monitor", "monitor");
+        session(&cfg, "PVH", "virtualization: SVM (NPT", MONITOR_UNKNOWN);
     }
 }
 
@@ -96,7 +111,12 @@ fn qemu_kernel_boots_to_monitor_and_powers_off() {
 fn qemu_iso_boots_by_multiboot2() {
     if available(tools::QEMU) {
         let cfg = iso_machine("qemu-iso", Emulator::Qemu, None, "");
-        monitor_session(&cfg, "multiboot2", "virtualization: SVM (NPT");
+        session(
+            &cfg,
+            "multiboot2",
+            "virtualization: SVM (NPT",
+            SHELL_UNKNOWN,
+        );
     }
 }
 
@@ -104,19 +124,49 @@ fn qemu_iso_boots_by_multiboot2() {
 fn bochs_skylake_reports_vmx() {
     if available(tools::BOCHS) {
         let cfg = iso_machine("bochs-vmx", Emulator::Bochs, Some("corei7_skylake_x"), "");
-        monitor_session(
-            &cfg,
-            "multiboot2",
-            "virtualization: VMX (EPT VPID unrestricted-guest",
-        );
+        let vmx = "virtualization: VMX (EPT VPID unrestricted-guest";
+        session(&cfg, "multiboot2", vmx, SHELL_UNKNOWN);
     }
 }
 
 #[test]
 fn bochs_trinity_reports_svm() {
     if available(tools::BOCHS) {
-        let cfg = iso_machine("bochs-svm", Emulator::Bochs, Some("trinity_apu"), "");
-        monitor_session(&cfg, "multiboot2", "virtualization: SVM (NPT NRIP-save");
+        let cfg = iso_machine("bochs-svm", Emulator::Bochs, Some("trinity_apu"), "monitor");
+        let svm = "virtualization: SVM (NPT NRIP-save";
+        session(&cfg, "multiboot2", svm, MONITOR_UNKNOWN);
+    }
+}
+
+/// Runs `ptest` with `args` at the shell and checks every case passed.
+fn ptest(cfg: &MachineConfig, args: &str) -> String {
+    let mut m = start(cfg);
+    m.wait_prompt(TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let out = m
+        .run(&format!("ptest {args}"), TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.contains(" passed, 0 failed"), "ptest printed:\n{out}");
+    assert!(!out.contains("FAILED"), "ptest printed:\n{out}");
+    out
+}
+
+#[test]
+fn qemu_processes_threads_and_notes() {
+    if available(tools::QEMU) {
+        let out = ptest(&qemu("qemu-ptest", ""), "");
+        assert!(
+            out.contains("ptest processes_free_everything ... ok"),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn bochs_processes_threads_and_notes() {
+    if available(tools::BOCHS) {
+        let cfg = iso_machine("bochs-ptest", Emulator::Bochs, None, "");
+        let cases = "fork_exec_await threads_share_memory note_interrupts_sleep kill_ends_an_unkillable_loop";
+        ptest(&cfg, cases);
     }
 }
 
@@ -158,7 +208,7 @@ fn panic_is_reported_as_a_failure() {
     if !available(tools::QEMU) {
         return;
     }
-    let mut m = start(&qemu("qemu-panic", ""));
+    let mut m = start(&qemu("qemu-panic", "monitor"));
     m.wait_prompt(TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     match m.run("panic", TIMEOUT) {
         Err(Error::Panicked { tail }) => {

@@ -71,11 +71,30 @@ pub fn enable_input_interrupts() {
 }
 
 fn on_interrupt() {
-    let mut serial = SERIAL.lock();
-    let Some(uart) = serial.as_mut() else { return };
-    let mut input = INPUT.lock();
-    while let Ok(b) = uart.try_receive_byte() {
-        input.push(b);
+    let mut bytes = [0u8; 64];
+    let mut n = 0;
+    {
+        let mut serial = SERIAL.lock();
+        let Some(uart) = serial.as_mut() else { return };
+        while n < bytes.len() {
+            match uart.try_receive_byte() {
+                Ok(b) => {
+                    bytes[n] = b;
+                    n += 1;
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    if crate::dev::cons::line_discipline_active() {
+        for &b in &bytes[..n] {
+            crate::dev::cons::input(b);
+        }
+    } else {
+        let mut input = INPUT.lock();
+        for &b in &bytes[..n] {
+            input.push(b);
+        }
     }
 }
 

@@ -12,14 +12,19 @@ extern crate alloc;
 mod arch;
 mod bootinfo;
 mod console;
+mod dev;
 mod drivers;
+mod error;
 mod klog;
 mod ktest;
 mod mm;
 mod monitor;
+mod ns;
 mod panic;
 mod power;
+mod proc;
 mod sync;
+mod syscall;
 mod time;
 
 use arch::x86_64 as cpu_arch;
@@ -62,13 +67,54 @@ extern "C" fn kmain(boot_magic: u32, boot_info: u32) -> ! {
     power::init(platform);
     drivers::pci::init();
 
+    proc::sched::init();
+    if let Some(archive) = info.modules().first() {
+        // SAFETY: The loader placed the module there; the frame allocator keeps its frames
+        // reserved for good, and nothing writes to them.
+        let bytes = unsafe {
+            core::slice::from_raw_parts(mm::PhysAddr(archive.start).to_virt(), archive.len as usize)
+        };
+        dev::root::init(bytes);
+    } else {
+        dev::root::init(&[]);
+    }
+
     print_banner(&info, platform);
     cpu_arch::enable_interrupts();
 
     if cmdline_has("ktest") {
         ktest::run_all();
     }
-    monitor::run()
+    if cmdline_has("monitor") || dev::root::ROOT.file(INIT).is_none() {
+        monitor::run()
+    }
+    match proc::start_init(INIT) {
+        Ok(()) => dev::cons::start_line_discipline(),
+        Err(e) => {
+            log::error!("cannot start {INIT}: {e}; running the kernel monitor");
+            monitor::run()
+        }
+    }
+    proc::sched::idle()
+}
+
+/// The first user program.
+const INIT: &str = "/bin/init";
+
+/// The namespace a process starts with: the boot archive as `/`, the console devices in
+/// `/dev`.
+pub fn boot_namespace() -> error::KResult<alloc::sync::Arc<ns::Namespace>> {
+    use alloc::sync::Arc;
+    let root = ns::devtab::attach("root")?;
+    let ns = ns::Namespace::new(Arc::new(root));
+    let top = ns.root();
+    let bind_after = |dev: &str, at: &[&str]| -> error::KResult<()> {
+        let new = Arc::new(ns::devtab::attach(dev)?);
+        let old = ns.walk(top.clone(), at)?;
+        ns.bind(new, &old.chan, abi::sys::bind::MAFTER)
+    };
+    bind_after("cons", &["dev"])?;
+    Ok(ns)
 }
 
 fn print_banner(info: &bootinfo::BootInfo, platform: &cpu_arch::acpi::Platform) {

@@ -1,7 +1,6 @@
 //! The kernel monitor: a command line on the console for looking at the machine until the
 //! userland shell exists.
 
-use crate::arch::x86_64::{acpi, cpuid::CpuInfo};
 use crate::console::{self, print, println};
 use crate::drivers::pci;
 use crate::mm::{frame, heap};
@@ -133,32 +132,7 @@ fn help(_: &[&str]) {
 }
 
 fn cpu(_: &[&str]) {
-    let info = CpuInfo::get();
-    println!("vendor:         {}", info.vendor);
-    println!("model:          {}", info.brand);
-    println!(
-        "family/model:   {}/{} stepping {}",
-        info.family, info.model, info.stepping
-    );
-    println!("virtualization: {}", info.virt);
-    println!("cpus:           {}", acpi::platform().cpus.len());
-    println!(
-        "features:       {}{}{}{}{}",
-        if info.x2apic { "x2apic " } else { "" },
-        if info.tsc_deadline {
-            "tsc-deadline "
-        } else {
-            ""
-        },
-        if info.invariant_tsc {
-            "invariant-tsc "
-        } else {
-            ""
-        },
-        if info.pdpe1gb { "1g-pages " } else { "" },
-        if info.nx { "nx" } else { "" },
-    );
-    println!("clock:          {}", crate::time::describe());
+    print!("{}", crate::arch::x86_64::cpuid::report());
 }
 
 fn mem(_: &[&str]) {
@@ -176,17 +150,7 @@ fn mem(_: &[&str]) {
 }
 
 fn pci_list(_: &[&str]) {
-    for d in pci::devices() {
-        let name = pci::device_name(d.vendor, d.device).unwrap_or("");
-        println!(
-            "{} {:04x}:{:04x} {:<24} {}",
-            d.bdf,
-            d.vendor,
-            d.device,
-            pci::class_name(d.class, d.subclass),
-            name
-        );
-    }
+    print!("{}", pci::report());
 }
 
 fn uptime(_: &[&str]) {

@@ -110,6 +110,22 @@ pub fn devices() -> Vec<Device> {
     DEVICES.lock().clone()
 }
 
+/// The PCI functions as the `pci` command (and `#arch/pci`) shows them.
+pub fn report() -> alloc::string::String {
+    use core::fmt::Write;
+    let mut out = alloc::string::String::new();
+    for d in devices() {
+        let name = device_name(d.vendor, d.device).unwrap_or("");
+        let class = class_name(d.class, d.subclass);
+        let _ = writeln!(
+            out,
+            "{} {:04x}:{:04x} {class:<24} {name}",
+            d.bdf, d.vendor, d.device
+        );
+    }
+    out
+}
+
 /// A name for a class/subclass pair (PCI Code and ID Assignment Specification).
 pub fn class_name(class: u8, subclass: u8) -> &'static str {
     match (class, subclass) {

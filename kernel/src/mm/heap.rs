@@ -5,6 +5,7 @@ use super::{PAGE_SIZE, frame, paging};
 use crate::sync::IrqLock;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering};
 use linked_list_allocator::Heap;
 
 /// Start of the heap region (PML4 slot 384).
@@ -21,6 +22,12 @@ struct KernelHeap {
     /// Bytes mapped from HEAP_BASE.
     mapped: u64,
 }
+
+/// Bytes of live allocations, as requested (the allocator's own count includes padding and
+/// fragments, which move with the allocation pattern).
+static LIVE_BYTES: AtomicU64 = AtomicU64::new(0);
+/// Number of live allocations.
+static LIVE_OBJECTS: AtomicU64 = AtomicU64::new(0);
 
 static HEAP: IrqLock<KernelHeap> = IrqLock::new(KernelHeap {
     heap: Heap::empty(),
@@ -68,9 +75,30 @@ pub fn init() {
 unsafe impl GlobalAlloc for Allocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let mut h = HEAP.lock();
-        if let Ok(p) = h.heap.allocate_first_fit(layout) {
-            return p.as_ptr();
+        let p = match h.heap.allocate_first_fit(layout) {
+            Ok(p) => p.as_ptr(),
+            Err(()) => h.grow_and_allocate(layout),
+        };
+        if !p.is_null() {
+            LIVE_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+            LIVE_OBJECTS.fetch_add(1, Ordering::Relaxed);
         }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if let Some(p) = NonNull::new(ptr) {
+            LIVE_BYTES.fetch_sub(layout.size() as u64, Ordering::Relaxed);
+            LIVE_OBJECTS.fetch_sub(1, Ordering::Relaxed);
+            // SAFETY: The caller passes a pointer this allocator returned for `layout`.
+            unsafe { HEAP.lock().heap.deallocate(p, layout) };
+        }
+    }
+}
+
+impl KernelHeap {
+    fn grow_and_allocate(&mut self, layout: Layout) -> *mut u8 {
+        let h = self;
         let grow = (layout.size() as u64 + layout.align() as u64).max(GROW_MIN);
         let added = h.map_more(grow);
         if added > 0 {
@@ -94,4 +122,12 @@ unsafe impl GlobalAlloc for Allocator {
 pub fn usage() -> (u64, u64) {
     let h = HEAP.lock();
     (h.mapped, h.heap.used() as u64)
+}
+
+/// (bytes, count) of live allocations, as requested by their owners.
+pub fn live() -> (u64, u64) {
+    (
+        LIVE_BYTES.load(Ordering::Relaxed),
+        LIVE_OBJECTS.load(Ordering::Relaxed),
+    )
 }

@@ -11,6 +11,8 @@ pub mod frame;
 pub mod heap;
 pub mod kstack;
 pub mod paging;
+pub mod uaccess;
+pub mod vmspace;
 
 use crate::bootinfo::BootInfo;
 

@@ -19,6 +19,7 @@ use x86_64::{PhysAddr as XPhys, VirtAddr};
 
 static KERNEL_PT: IrqLock<Option<OffsetPageTable<'static>>> = IrqLock::new(None);
 static NX: AtomicBool = AtomicBool::new(false);
+static KERNEL_PML4: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 /// Hands frames to the `x86_64` crate's mapper for new page-table pages.
 struct TableFrames;
@@ -104,7 +105,14 @@ pub fn init() {
             Cr3Flags::empty(),
         );
     }
+    KERNEL_PML4.store(pml4_phys, Ordering::Relaxed);
     *KERNEL_PT.lock() = Some(pt);
+}
+
+/// Physical address of the kernel's PML4: the template for every address space, and the
+/// tables kernel threads run on.
+pub fn kernel_pml4() -> u64 {
+    KERNEL_PML4.load(Ordering::Relaxed)
 }
 
 fn map_range<S: PageSize>(pt: &mut OffsetPageTable, virt: u64, phys: u64, len: u64, flags: F)

@@ -161,6 +161,37 @@ impl CpuInfo {
     }
 }
 
+/// The CPU as the `cpu` command (and `#arch/cpu`) shows it.
+pub fn report() -> String {
+    use core::fmt::Write;
+    let info = CpuInfo::get();
+    let mut out = String::new();
+    let _ = writeln!(out, "vendor:         {}", info.vendor);
+    let _ = writeln!(out, "model:          {}", info.brand);
+    let _ = writeln!(
+        out,
+        "family/model:   {}/{} stepping {}",
+        info.family, info.model, info.stepping
+    );
+    let _ = writeln!(out, "virtualization: {}", info.virt);
+    let _ = writeln!(
+        out,
+        "cpus:           {}",
+        super::acpi::platform().cpus.len()
+    );
+    let flags = [
+        (info.x2apic, "x2apic"),
+        (info.tsc_deadline, "tsc-deadline"),
+        (info.invariant_tsc, "invariant-tsc"),
+        (info.pdpe1gb, "1g-pages"),
+        (info.nx, "nx"),
+    ];
+    let names: alloc::vec::Vec<&str> = flags.iter().filter(|f| f.0).map(|f| f.1).collect();
+    let _ = writeln!(out, "features:       {}", names.join(" "));
+    let _ = writeln!(out, "clock:          {}", crate::time::describe());
+    out
+}
+
 /// Writes `name` for each true flag, space-separated, or `-` if none.
 fn flags(f: &mut fmt::Formatter<'_>, list: &[(bool, &str)]) -> fmt::Result {
     let mut any = false;

@@ -6,6 +6,7 @@
 
 use alloc::boxed::Box;
 use core::ptr::addr_of_mut;
+use core::sync::atomic::{AtomicPtr, Ordering};
 use x86_64::VirtAddr;
 use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
 use x86_64::instructions::tables::load_tss;
@@ -38,6 +39,8 @@ struct CpuTables {
     tss: TaskStateSegment,
     ist: [IstStack; 3],
 }
+
+static BSP_TSS: AtomicPtr<TaskStateSegment> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Loads this CPU's GDT and TSS.
 pub fn init() {
@@ -75,5 +78,16 @@ pub fn init() {
         DS::set_reg(SegmentSelector(0));
         ES::set_reg(SegmentSelector(0));
         load_tss(tss);
+    }
+    BSP_TSS.store(tss_ptr, Ordering::Release);
+}
+
+/// Sets the stack the CPU switches to when an interrupt or exception arrives from user mode.
+pub fn set_kernel_stack(top: u64) {
+    let tss = BSP_TSS.load(Ordering::Acquire);
+    if !tss.is_null() {
+        // SAFETY: BSP_TSS points to leaked memory set once by `init`; this CPU is its only
+        // writer and the CPU only reads the field on the next privilege change.
+        unsafe { (*tss).privilege_stack_table[0] = VirtAddr::new(top) };
     }
 }

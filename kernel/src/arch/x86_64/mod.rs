@@ -4,19 +4,24 @@
 pub mod acpi;
 pub mod apic;
 pub mod boot;
+pub mod context;
 pub mod cpuid;
 pub mod extable;
 pub mod gdt;
 pub mod ioapic;
 pub mod irq;
+pub mod percpu;
 mod pic;
 pub mod pit;
+pub mod syscall;
 pub mod trap;
 
 /// Loads this CPU's GDT, TSS and IDT.
 pub fn init_traps() {
     gdt::init();
     trap::init();
+    percpu::init();
+    syscall::init();
 }
 
 /// Takes interrupts away from the legacy PICs and gives them to the LAPIC and IOAPICs.

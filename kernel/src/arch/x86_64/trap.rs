@@ -206,7 +206,15 @@ pub fn load() {
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     match frame.vector {
         0..=31 => exception(frame),
-        v => super::irq::dispatch(v as u8),
+        v => {
+            if v == u64::from(super::irq::TIMER_VECTOR) {
+                crate::proc::sched::tick(frame.is_user());
+            }
+            super::irq::dispatch(v as u8)
+        }
+    }
+    if frame.is_user() {
+        crate::proc::return_to_user(frame);
     }
 }
 
@@ -275,10 +283,24 @@ impl fmt::Display for PageFaultCause {
 }
 
 fn exception(frame: &mut TrapFrame) {
+    if frame.vector == 14 {
+        // A fault on a user address may just be a page not yet present (demand paging), even
+        // when the kernel touches it on a user's behalf.
+        let addr = x86_64::registers::control::Cr2::read_raw();
+        let (write, fetch) = (frame.error & 2 != 0, frame.error & 16 != 0);
+        if addr < abi::sys::layout::USER_END && crate::proc::user_fault(addr, write, fetch).is_ok()
+        {
+            return;
+        }
+    }
     if !frame.is_user()
         && let Some(resume) = super::extable::lookup(frame.rip)
     {
         frame.rip = resume;
+        return;
+    }
+    if frame.is_user() {
+        user_exception(frame);
         return;
     }
     match frame.vector {
@@ -325,6 +347,31 @@ fn exception(frame: &mut TrapFrame) {
             frame.rip,
             Registers(frame)
         ),
+    }
+}
+
+/// An exception in user mode becomes a note to the process (Plan 9's "sys: trap: ..."), which
+/// kills it unless it handles the note.
+fn user_exception(frame: &TrapFrame) {
+    let what = match frame.vector {
+        14 => {
+            let addr = x86_64::registers::control::Cr2::read_raw();
+            let access = if frame.error & 16 != 0 {
+                "exec"
+            } else if frame.error & 2 != 0 {
+                "write"
+            } else {
+                "read"
+            };
+            alloc::format!(
+                "sys: trap: fault {access} addr={addr:#x} pc={:#x}",
+                frame.rip
+            )
+        }
+        v => alloc::format!("sys: trap: {} pc={:#x}", exception_name(v), frame.rip),
+    };
+    if let Some(p) = crate::proc::sched::current_process() {
+        crate::proc::note::post(&p, &what);
     }
 }
 

@@ -1,0 +1,7 @@
+//! The `#` devices: one file (or folder) each.
+
+pub mod arch;
+pub mod cons;
+pub mod mnt;
+pub mod pipe;
+pub mod root;

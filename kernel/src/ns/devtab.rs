@@ -1,0 +1,30 @@
+//! The device table: every `#name` the kernel knows, and attaching one.
+
+use super::chan::{Chan, Dev};
+use crate::error::KResult;
+use abi::errors::ENOATTACH;
+
+/// Every device, by name.
+static DEVICES: [&'static dyn Dev; 4] = [
+    &crate::dev::root::ROOT,
+    &crate::dev::cons::CONS,
+    &crate::dev::pipe::PIPE,
+    &crate::dev::arch::ARCH,
+];
+
+fn devices() -> &'static [&'static dyn Dev] {
+    &DEVICES
+}
+
+/// The device called `name`.
+pub fn lookup(name: &str) -> Option<&'static dyn Dev> {
+    devices().iter().copied().find(|d| d.name() == name)
+}
+
+/// Attaches `#name` (the text after `#` up to the first `/`).
+pub fn attach(name: &str) -> KResult<Chan> {
+    let dev = lookup(name).ok_or(ENOATTACH)?;
+    let mut c = dev.attach("")?;
+    c.path = alloc::format!("#{name}");
+    Ok(c)
+}

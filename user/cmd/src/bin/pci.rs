@@ -1,0 +1,17 @@
+//! pci: prints the PCI functions (`#arch/pci`).
+
+#![no_std]
+#![no_main]
+
+use rt::{fs, io};
+
+rt::entry!(main);
+
+fn main() -> rt::Result<()> {
+    if rt::env::args().len() > 1 {
+        return Err(rt::Error::new("usage: pci"));
+    }
+    let text = fs::read_file("#arch/pci")?;
+    io::write(io::STDOUT, &text).map_err(|e| e.context("write"))?;
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! Shared pieces of the user commands (each command is a binary in `src/bin/`).
+
+#![no_std]
