@@ -195,3 +195,39 @@ pub fn ensure_rust_target(workspace: &Path, target: &str) -> Result<()> {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_pinned_toolchain() {
+        let channel =
+            pinned_toolchain(&crate::workspace_dir()).expect("rust-toolchain.toml has a channel");
+        assert!(
+            channel.chars().next().is_some_and(|c| c.is_ascii_digit()),
+            "{channel}"
+        );
+    }
+
+    #[test]
+    fn probes_commands_and_paths() {
+        assert!(present("sh"));
+        assert!(present("/"));
+        assert!(!present("/nonexistent/tern-probe"));
+        assert!(!present("tern-no-such-command"));
+    }
+
+    #[test]
+    fn needs_name_debian_packages() {
+        for n in KERNEL_BUILD
+            .iter()
+            .chain(EXT4)
+            .chain(QEMU)
+            .chain(MUSL_LINK)
+            .chain(PYTHON_VENV)
+        {
+            assert!(!n.package.is_empty() && !n.package.contains(' '), "{n:?}");
+        }
+    }
+}

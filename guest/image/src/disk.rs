@@ -261,6 +261,20 @@ pub fn demo_disk(cache: &Path) -> Result<PathBuf> {
     Ok(pristine)
 }
 
+/// The persistent, writable copy of the demo disk (`<cache>/disk/demo-<hash>/disk.img`), made
+/// from the pristine image the first time: what `cargo run` attaches by default, so that what a
+/// user writes survives from one run to the next. Delete it to start afresh.
+pub fn demo_working_copy(cache: &Path) -> Result<PathBuf> {
+    let pristine = demo_disk(cache)?;
+    let work = pristine.with_file_name("disk.img");
+    if !work.is_file() {
+        let partial = pristine.with_file_name("disk.img.partial");
+        working_copy(&pristine, &partial)?;
+        fs::rename(&partial, &work).map_err(|e| Error::io(&work, e))?;
+    }
+    Ok(work)
+}
+
 /// Copies an image to `dest` (writable), keeping holes: runs of zero blocks become holes.
 pub fn working_copy(src: &Path, dest: &Path) -> Result<()> {
     let mut from = fs::File::open(src).map_err(|e| Error::io(src, e))?;

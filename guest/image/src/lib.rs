@@ -2,7 +2,8 @@
 //! `microvm` machine (DESIGN.md section 5).
 //!
 //! - [`build`] returns the guest's `vmlinux`, `bzImage` and initramfs ([`kernel`],
-//!   [`initramfs`]); [`demo_disk`] the demo disk image ([`disk`]).
+//!   [`initramfs`]); [`demo_disk`] the pristine demo disk image and [`demo_disk_copy`] the
+//!   writable copy that `cargo run` attaches ([`disk`]).
 //! - [`microvm`] boots them under `qemu-system-x86_64 -M microvm`: the user-facing `--microvm`
 //!   mode of the launcher ([`microvm::run`]) and the harness the tests drive ([`microvm::Microvm`]).
 //! - [`py9p`] provides the third-party 9P client (`python-9p` from PyPI) for interop tests.
@@ -125,6 +126,12 @@ pub fn build(opts: &Options) -> Result<Artifacts> {
 /// ([`disk::working_copy`]), as [`microvm::run`] does.
 pub fn demo_disk() -> Result<PathBuf> {
     disk::demo_disk(&cache_dir())
+}
+
+/// The writable demo disk in the default cache, persistent across runs: what `cargo run`
+/// attaches by default ([`disk::demo_working_copy`]).
+pub fn demo_disk_copy() -> Result<PathBuf> {
+    disk::demo_working_copy(&cache_dir())
 }
 
 /// The agent's part of the guest kernel command line (see `fsvm_agent::cmdline`).

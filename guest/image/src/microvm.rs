@@ -164,6 +164,7 @@ struct Transcript {
     serial_closed: bool,
     control_closed: bool,
     qemu_stderr: String,
+    stderr_closed: bool,
 }
 
 impl Transcript {
@@ -366,6 +367,10 @@ impl Microvm {
                         t.qemu_stderr.push_str(&String::from_utf8_lossy(&buf[..n]));
                     }
                 }
+                if let Ok(mut t) = shared.0.lock() {
+                    t.stderr_closed = true;
+                }
+                shared.1.notify_all();
             });
         }
         let mut vm = Microvm {
@@ -455,6 +460,11 @@ impl Microvm {
                 }
             }
             if t.closed(ch) {
+                // QEMU is probably gone: give its last words a moment to arrive.
+                t = cv
+                    .wait_timeout_while(t, Duration::from_secs(1), |t| !t.stderr_closed)
+                    .map_err(|_| Error::new("transcript lock poisoned"))?
+                    .0;
                 return Err(Error::new(format!(
                     "the {ch:?} console closed before the expected line\n{}",
                     t.summary()
@@ -671,25 +681,17 @@ pub fn run(opts: &MicrovmOptions) -> Result<Exit> {
             d.clone()
         }
         None => {
-            let cache = opts.build.cache.clone().unwrap_or_else(crate::cache_dir);
-            let pristine = disk::demo_disk(&cache)?;
-            let work = pristine.with_file_name("disk.img");
-            if !work.is_file() {
-                disk::working_copy(&pristine, &work)?;
-            }
-            work
+            disk::demo_working_copy(&opts.build.cache.clone().unwrap_or_else(crate::cache_dir))?
         }
     };
     let part = match opts.part {
         Some(p) => p,
         None if opts.disk.is_none() => 1,
-        None => std::fs::read(&disk).ok().map_or(0, |b| {
-            if disk::partitions(&b[..b.len().min(512)]).is_empty() {
-                0
-            } else {
-                1
-            }
-        }),
+        // Partition 1 if the disk has an MBR partition table, else the whole disk.
+        None => match disk::partition_extent(&disk, 1) {
+            Ok(_) => 1,
+            Err(_) => 0,
+        },
     };
     if std::net::TcpListener::bind(("127.0.0.1", opts.host_port)).is_err() {
         return Err(Error::new(format!(

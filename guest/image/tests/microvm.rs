@@ -345,3 +345,17 @@ fn a_bad_option_on_the_command_line_powers_off_with_status_5() {
         "bad option `fsvm.port=http`",
     );
 }
+
+#[test]
+fn qemu_failing_to_start_is_an_error_naming_the_cause() {
+    let mut cfg = MicrovmConfig::new(artifacts(), None, 1, None);
+    cfg.kernel = "/nonexistent/vmlinux".into();
+    // QEMU connects its consoles before it loads the kernel, so the failure may show at spawn
+    // or at the first wait; either way the error carries QEMU's own message.
+    let err = match Microvm::spawn(&cfg) {
+        Err(e) => e,
+        Ok(vm) => vm.wait_ready(BOOT).expect_err("no VM without a kernel"),
+    };
+    let msg = err.to_string();
+    assert!(msg.contains("/nonexistent/vmlinux"), "{msg}");
+}
