@@ -4,7 +4,9 @@
 //!
 //! - [`cmdline`]: the `fsvm.*` options on the kernel command line;
 //! - [`control`]: the control protocol on `hvc0` (commands in, reply lines out) and the final
-//!   machine-readable exit-status line.
+//!   machine-readable exit-status line;
+//! - [`power`]: whether to power off by hypercall, and with which instruction.
 
 pub mod cmdline;
 pub mod control;
+pub mod power;

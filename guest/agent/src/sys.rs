@@ -4,6 +4,7 @@
 //! (`netdevice(7)`, `route(8)`'s `SIOCADDRT`); terminal modes for the control channel
 //! (`termios(3)`); the boot clock; and the power-off hypercall of our VMM ([`abi::hv`]).
 
+use fsvm_agent::power::HypercallInsn;
 use std::ffi::CString;
 use std::io;
 use std::net::Ipv4Addr;
@@ -207,7 +208,7 @@ pub fn add_default_route(gateway: Ipv4Addr) -> io::Result<()> {
     }
 }
 
-/// The CPU's vendor string (CPUID leaf 0).
+/// The CPU's vendor string (CPUID leaf 0: EBX, EDX, ECX).
 fn cpu_vendor() -> [u8; 12] {
     let r = core::arch::x86_64::__cpuid(0);
     let mut v = [0; 12];
@@ -217,16 +218,12 @@ fn cpu_vendor() -> [u8; 12] {
     v
 }
 
-/// Whether we run under our own VMM: CPUID says a hypervisor is present (leaf 1, ECX bit 31)
-/// and leaf `0x4000_0000` carries [`abi::hv::SIGNATURE`]. Only then may the agent use
-/// hypercalls; elsewhere VMCALL and VMMCALL raise #UD.
+/// Whether we run under our own VMM ([`fsvm_agent::power::is_our_vmm`] on this CPU's CPUID).
+/// Only then may the agent use hypercalls; elsewhere VMCALL and VMMCALL raise #UD.
 pub fn under_our_vmm() -> bool {
     use core::arch::x86_64::__cpuid;
-    if __cpuid(1).ecx & (1 << 31) == 0 {
-        return false;
-    }
-    let r = __cpuid(abi::hv::CPUID_SIGNATURE_LEAF);
-    r.eax >= abi::hv::CPUID_SIGNATURE_LEAF && abi::hv::is_our_signature(r.ebx, r.ecx, r.edx)
+    let s = __cpuid(abi::hv::CPUID_SIGNATURE_LEAF);
+    fsvm_agent::power::is_our_vmm(__cpuid(1).ecx, (s.eax, s.ebx, s.ecx, s.edx))
 }
 
 /// Asks our VMM to power the VM off with `status` ([`abi::hv::Hypercall::PowerOff`]): VMMCALL on
@@ -236,7 +233,7 @@ pub fn under_our_vmm() -> bool {
 pub fn power_off_hypercall(status: abi::hv::PowerOffStatus) {
     let nr = abi::hv::Hypercall::PowerOff as u64;
     let status = status as u64;
-    let amd = matches!(&cpu_vendor(), b"AuthenticAMD" | b"HygonGenuine");
+    let amd = fsvm_agent::power::hypercall_insn(&cpu_vendor()) == HypercallInsn::Vmmcall;
     // RBX cannot be named as an asm operand (LLVM reserves it), so the status is swapped into
     // it around the instruction.
     if amd {
