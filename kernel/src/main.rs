@@ -66,6 +66,8 @@ extern "C" fn kmain(boot_magic: u32, boot_info: u32) -> ! {
     console::enable_input_interrupts();
     power::init(platform);
     drivers::pci::init();
+    drivers::virtio::probe();
+    drivers::ata::probe();
 
     proc::sched::init();
     if let Some(archive) = info.modules().first() {
@@ -105,7 +107,8 @@ const INIT: &str = "/bin/init";
 /// `/dev`.
 pub fn boot_namespace() -> error::KResult<alloc::sync::Arc<ns::Namespace>> {
     use alloc::sync::Arc;
-    let root = ns::devtab::attach("root")?;
+    let mut root = ns::devtab::attach("root")?;
+    root.path = alloc::string::String::from("/");
     let ns = ns::Namespace::new(Arc::new(root));
     let top = ns.root();
     let bind_after = |dev: &str, at: &[&str]| -> error::KResult<()> {
@@ -113,7 +116,24 @@ pub fn boot_namespace() -> error::KResult<alloc::sync::Arc<ns::Namespace>> {
         let old = ns.walk(top.clone(), at)?;
         ns.bind(new, &old.chan, abi::sys::bind::MAFTER)
     };
+    let bind = |dev: &str, at: &[&str], flags: u64| -> error::KResult<()> {
+        let new = Arc::new(ns::devtab::attach(dev)?);
+        let old = ns.walk(top.clone(), at)?;
+        ns.bind(new, &old.chan, flags)
+    };
     bind_after("cons", &["dev"])?;
+    bind_after("sd", &["dev"])?;
+    bind("proc", &["proc"], abi::sys::bind::MREPL)?;
+    bind(
+        "srv",
+        &["srv"],
+        abi::sys::bind::MREPL | abi::sys::bind::MCREATE,
+    )?;
+    bind(
+        "tmpfs",
+        &["tmp"],
+        abi::sys::bind::MREPL | abi::sys::bind::MCREATE,
+    )?;
     Ok(ns)
 }
 

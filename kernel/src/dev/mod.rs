@@ -4,4 +4,8 @@ pub mod arch;
 pub mod cons;
 pub mod mnt;
 pub mod pipe;
+pub mod procdev;
 pub mod root;
+pub mod sd;
+pub mod srv;
+pub mod tmpfs;

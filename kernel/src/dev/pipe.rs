@@ -76,7 +76,7 @@ pub struct PipeDev;
 pub static PIPE: PipeDev = PipeDev;
 
 /// A new pipe with both sides open (for the `pipe` system call).
-pub fn new_pipe() -> KResult<(Chan, Chan)> {
+pub fn new_pipe() -> KResult<(Arc<Chan>, Arc<Chan>)> {
     let root = PIPE.attach("")?;
     let data = PIPE.walk(&root, "data")?;
     let data1 = PIPE.walk(&root, "data1")?;
@@ -122,7 +122,7 @@ impl Dev for PipeDev {
         Ok(TABLE.stat("pipe", c.qid.path, len as u64))
     }
 
-    fn open(&self, c: &Chan, mode: u64) -> KResult<Chan> {
+    fn open(&self, c: &Chan, mode: u64) -> KResult<Arc<Chan>> {
         let d = self.stat(c)?;
         crate::ns::chan::check_open(&d, mode)?;
         if c.qid.path != 0 {
@@ -136,7 +136,7 @@ impl Dev for PipeDev {
             t.writers += 1;
             t.writer_gone = false;
         }
-        Ok(c.opened(mode))
+        Ok(Arc::new(c.opened(mode)))
     }
 
     fn read(&self, c: &Chan, buf: &mut [u8], offset: u64) -> KResult<usize> {

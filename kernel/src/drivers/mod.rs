@@ -1,3 +1,6 @@
 //! Device drivers.
 
+pub mod ata;
+pub mod disk;
 pub mod pci;
+pub mod virtio;

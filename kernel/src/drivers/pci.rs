@@ -37,17 +37,30 @@ static DEVICES: IrqLock<Vec<Device>> = IrqLock::new(Vec::new());
 /// Reads a dword of configuration space (`offset` is rounded down to a multiple of 4).
 pub fn read32(bdf: Bdf, offset: u8) -> u32 {
     let _guard = CONFIG.lock();
-    let address = 0x8000_0000
-        | u32::from(bdf.bus) << 16
-        | u32::from(bdf.dev) << 11
-        | u32::from(bdf.func) << 8
-        | u32::from(offset & 0xfc);
     // SAFETY: CONFIG_ADDRESS/CONFIG_DATA are owned by this module, and the lock keeps the
     // address/data pair from interleaving with another access.
     unsafe {
-        Port::<u32>::new(0xcf8).write(address);
+        Port::<u32>::new(0xcf8).write(config_address(bdf, offset));
         Port::<u32>::new(0xcfc).read()
     }
+}
+
+/// Writes a dword of configuration space.
+pub fn write32(bdf: Bdf, offset: u8, value: u32) {
+    let _guard = CONFIG.lock();
+    // SAFETY: As in `read32`; callers write registers of devices they drive.
+    unsafe {
+        Port::<u32>::new(0xcf8).write(config_address(bdf, offset));
+        Port::<u32>::new(0xcfc).write(value);
+    }
+}
+
+fn config_address(bdf: Bdf, offset: u8) -> u32 {
+    0x8000_0000
+        | u32::from(bdf.bus) << 16
+        | u32::from(bdf.dev) << 11
+        | u32::from(bdf.func) << 8
+        | u32::from(offset & 0xfc)
 }
 
 fn probe(bdf: Bdf) -> Option<Device> {

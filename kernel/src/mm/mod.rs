@@ -10,6 +10,7 @@
 pub mod frame;
 pub mod heap;
 pub mod kstack;
+pub mod mmio;
 pub mod paging;
 pub mod uaccess;
 pub mod vmspace;

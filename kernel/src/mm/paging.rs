@@ -71,6 +71,7 @@ pub fn init() {
 
     let data = F::PRESENT | F::WRITABLE | F::GLOBAL | nx();
     let top = frame::top_of_ram().max(1 << 32);
+    super::mmio::DIRECT_MAP_END.store(top, Ordering::Relaxed);
     if huge_1g {
         map_range::<Size1GiB>(&mut pt, PHYS_OFFSET, 0, top, data);
     } else {
@@ -159,6 +160,23 @@ pub fn map_kernel_page(virt: u64, frame: Frame, writable: bool) -> Result<(), &'
         Err(MapToError::PageAlreadyMapped(_)) => Err("page already mapped"),
         Err(MapToError::ParentEntryHugePage) => Err("inside a huge page"),
         Err(MapToError::FrameAllocationFailed) => Err("out of memory for page tables"),
+    }
+}
+
+/// Maps one page of device registers, uncached, at `virt`.
+pub fn map_mmio_page(virt: u64, frame: Frame) -> Result<(), &'static str> {
+    let flags = F::PRESENT | F::WRITABLE | F::NO_CACHE | F::WRITE_THROUGH | F::GLOBAL | nx();
+    let mut guard = KERNEL_PT.lock();
+    let pt = guard.as_mut().ok_or("paging is not initialised")?;
+    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(virt));
+    let phys = PhysFrame::containing_address(XPhys::new(frame.addr()));
+    // SAFETY: `virt` is in the MMIO window, which only `mmio::map` hands out, once per range.
+    match unsafe { pt.map_to(page, phys, flags, &mut TableFrames) } {
+        Ok(flush) => {
+            flush.flush();
+            Ok(())
+        }
+        Err(_) => Err("cannot map device memory"),
     }
 }
 

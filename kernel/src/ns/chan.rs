@@ -175,11 +175,12 @@ pub trait Dev: Send + Sync {
     /// The file's directory entry.
     fn stat(&self, c: &Chan) -> KResult<Dir<'static>>;
 
-    /// Opens `c`. The default checks the mode against the file's permissions.
-    fn open(&self, c: &Chan, mode: u64) -> KResult<Chan> {
+    /// Opens `c`. The default checks the mode against the file's permissions. A device may
+    /// return a channel of another device (`#srv` gives back what was posted).
+    fn open(&self, c: &Chan, mode: u64) -> KResult<Arc<Chan>> {
         let d = self.stat(c)?;
         check_open(&d, mode)?;
-        Ok(c.opened(mode))
+        Ok(Arc::new(c.opened(mode)))
     }
 
     /// Creates `name` in the directory `c` and returns it open with `mode`.

@@ -5,11 +5,15 @@ use crate::error::KResult;
 use abi::errors::ENOATTACH;
 
 /// Every device, by name.
-static DEVICES: [&'static dyn Dev; 4] = [
+static DEVICES: [&'static dyn Dev; 8] = [
     &crate::dev::root::ROOT,
     &crate::dev::cons::CONS,
     &crate::dev::pipe::PIPE,
     &crate::dev::arch::ARCH,
+    &crate::dev::tmpfs::TMPFS,
+    &crate::dev::procdev::PROC,
+    &crate::dev::srv::SRV,
+    &crate::dev::sd::SD,
 ];
 
 fn devices() -> &'static [&'static dyn Dev] {

@@ -145,66 +145,88 @@ impl Namespace {
             return Err(EMOUNT.into());
         }
         let key = mount_point(old);
-        let mut table = self.table.lock();
-        let head = table.entry(key).or_insert_with(|| Mhead {
-            path: old.path.clone(),
-            mounts: Vec::new(),
-        });
         // A union that does not yet exist starts with the mount point itself, except for MREPL.
-        if head.mounts.is_empty() && flags & MORDER != 0 {
-            let original = Chan::new(
+        let original = match &old.union {
+            Some(u) => u.members.first().map(|m| m.0.clone()),
+            None => None,
+        }
+        .unwrap_or_else(|| {
+            Arc::new(Chan::new(
                 old.dev,
                 old.devno,
                 old.qid,
                 old.path.clone(),
                 old.aux.clone(),
-            );
-            let original = match &old.union {
-                Some(u) => u
-                    .members
-                    .first()
-                    .map_or(Arc::new(original), |m| m.0.clone()),
-                None => Arc::new(original),
-            };
-            head.mounts.push(Mount {
-                chan: original,
-                flags: 0,
-            });
-        }
+            ))
+        });
         let mount = Mount { chan: new, flags };
-        match flags & MORDER {
-            MBEFORE => head.mounts.insert(0, mount),
-            MAFTER => head.mounts.push(mount),
-            _ => head.mounts = alloc::vec![mount],
-        }
+        let replaced = {
+            let mut table = self.table.lock();
+            let head = table.entry(key).or_insert_with(|| Mhead {
+                path: old.path.clone(),
+                mounts: Vec::new(),
+            });
+            if head.mounts.is_empty() && flags & MORDER != 0 {
+                head.mounts.push(Mount {
+                    chan: original,
+                    flags: 0,
+                });
+            }
+            match flags & MORDER {
+                MBEFORE => {
+                    head.mounts.insert(0, mount);
+                    Vec::new()
+                }
+                MAFTER => {
+                    head.mounts.push(mount);
+                    Vec::new()
+                }
+                _ => core::mem::replace(&mut head.mounts, alloc::vec![mount]),
+            }
+        };
+        // Dropped outside the lock: dropping channels may free a device instance, which purges
+        // its mount points from every namespace.
+        drop(replaced);
         Ok(())
     }
 
     /// Removes `new` (every member if `None`) from the union at `old`.
     pub fn unmount(&self, new: Option<&Arc<Chan>>, old: &Arc<Chan>) -> KResult<()> {
         let key = mount_point(old);
-        let mut table = self.table.lock();
-        let head = table.get_mut(&key).ok_or(ENOTMOUNTED)?;
-        match new {
-            None => {
-                table.remove(&key);
-            }
-            Some(n) => {
-                let target = n
-                    .union
-                    .as_ref()
-                    .and_then(|u| u.members.first().map(|m| m.0.key()))
-                    .unwrap_or(n.key());
-                let before = head.mounts.len();
-                head.mounts.retain(|m| m.chan.key() != target);
-                if head.mounts.len() == before {
-                    return Err(ENOTMOUNTED.into());
+        let removed: Vec<Mount> = {
+            let mut table = self.table.lock();
+            let head = table.get_mut(&key).ok_or(ENOTMOUNTED)?;
+            let removed = match new {
+                None => core::mem::take(&mut head.mounts),
+                Some(n) => {
+                    let target = n
+                        .union
+                        .as_ref()
+                        .and_then(|u| u.members.first().map(|m| m.0.key()))
+                        .unwrap_or(n.key());
+                    let (gone, kept): (Vec<Mount>, Vec<Mount>) = core::mem::take(&mut head.mounts)
+                        .into_iter()
+                        .partition(|m| m.chan.key() == target);
+                    head.mounts = kept;
+                    if gone.is_empty() {
+                        return Err(ENOTMOUNTED.into());
+                    }
+                    gone
                 }
-                if head.mounts.iter().all(|m| m.chan.key() == key) {
-                    table.remove(&key);
+            };
+            if head.mounts.iter().all(|m| m.chan.key() == key) {
+                if let Some(h) = table.remove(&key) {
+                    let mut all = removed;
+                    all.extend(h.mounts);
+                    all
+                } else {
+                    removed
                 }
+            } else {
+                removed
             }
-        }
+        };
+        drop(removed);
         Ok(())
     }
 

@@ -63,6 +63,8 @@ pub struct Process {
     start_ns: u64,
     /// The parent does not wait for this process (`RFNOWAIT`).
     nowait: bool,
+    /// Stop at the next exec (`#proc/N/ctl` `hang`).
+    hang: core::sync::atomic::AtomicBool,
     /// Ticks used by threads that have exited.
     utime: AtomicU64,
     stime: AtomicU64,
@@ -141,6 +143,16 @@ impl Process {
     /// Whether a note waits to be delivered.
     pub fn note_pending(&self) -> bool {
         self.notes.lock().deliverable()
+    }
+
+    /// Makes the process stop at its next exec (or no longer).
+    pub fn set_hang(&self, on: bool) {
+        self.hang.store(on, Ordering::Release);
+    }
+
+    /// Whether it stops at its next exec.
+    pub fn hang(&self) -> bool {
+        self.hang.load(Ordering::Acquire)
     }
 
     /// Its threads.
@@ -225,6 +237,7 @@ fn start_process(b: Birth, frame: &TrapFrame) -> KResult<u64> {
         exit_msg: IrqLock::new(None),
         start_ns: crate::time::uptime_ns(),
         nowait: b.nowait,
+        hang: core::sync::atomic::AtomicBool::new(false),
         utime: AtomicU64::new(0),
         stime: AtomicU64::new(0),
     });
@@ -250,7 +263,7 @@ pub fn start_init(path: &str) -> KResult<()> {
     ] {
         let cons = ns.walk(root.clone(), &["dev", "cons"])?;
         let opened = cons.chan.dev.open(&cons.chan, mode)?;
-        fgrp.add(Arc::new(opened), false)?;
+        fgrp.add(opened, false)?;
     }
     let space = Arc::new(IrqLock::new(AddressSpace::new().ok_or(ENOMEM)?));
     let mut frame = TrapFrame::default();

@@ -83,8 +83,8 @@ pub fn run(call: Sys, a: Args) -> KResult<Ret> {
             let fds = p.fds();
             // Check the result buffer before installing anything.
             write_value(a.get(0), &[0u64; 2])?;
-            let f0 = fds.add(Arc::new(c0), false)?;
-            let f1 = match fds.add(Arc::new(c1), false) {
+            let f0 = fds.add(c0, false)?;
+            let f1 = match fds.add(c1, false) {
                 Ok(f) => f,
                 Err(e) => {
                     let undone = fds.close(f0 as u64);
@@ -155,7 +155,7 @@ fn sys_open(p: &Process, a: Args) -> KResult<u64> {
     }
     let w = lookup(p, &path(a.get(0), a.get(1))?)?;
     let c = w.chan.dev.open(&w.chan, mode & !OCEXEC)?;
-    Ok(p.fds().add(Arc::new(c), mode & OCEXEC != 0)? as u64)
+    Ok(p.fds().add(c, mode & OCEXEC != 0)? as u64)
 }
 
 fn sys_create(p: &Process, a: Args) -> KResult<u64> {

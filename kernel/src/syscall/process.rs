@@ -126,6 +126,11 @@ fn sys_exec(a: Args, frame: &mut TrapFrame) -> KResult<Ret> {
     let argv = user_strs(a.get(2), a.get(3), MAXARGS, MAXARGBYTES)?;
     let envp = user_strs(a.get(4), a.get(5), MAXARGS, MAXARGBYTES)?;
     let p = sched::current_process().ok_or(ENOPROC)?;
+    if p.hang() {
+        // Stopped until a note arrives (a debugger attaches, or the process is killed).
+        p.set_hang(false);
+        wait::WaitQueue::new().wait_until(|| false)?;
+    }
     if p.threads().len() > 1 {
         return Err("exec: the process has other threads".into());
     }

@@ -1,0 +1,433 @@
+//! `#tmpfs`: an in-memory file system. Every attach makes a fresh, private instance that lives
+//! as long as a channel refers to it; when the last one goes, the instance is freed and every
+//! mount point inside it is removed from every namespace (so a script that `cd`s into
+//! `#tmpfs` and binds things there leaves nothing behind).
+//!
+//! Files hold their data in 64 KiB chunks allocated on first write, so sparse files cost only
+//! what was written and large files grow without copying. qid.path is a 64-bit counter per
+//! instance, never reused (Akaros' tmpfs reused 16-bit paths and its mount table mixed files up).
+
+use crate::error::KResult;
+use crate::ns::chan::{Chan, Dev, check_io, check_open, dir_entry, new_devno, read_dir_entries};
+use crate::sync::IrqLock;
+use abi::errors::{EBADARG, EEXIST, EISDIR, ENOTDIR, ENOTEMPTY, ENOTEXIST, EPERM, ETOOLONG};
+use abi::sys::mode::{OEXCL, OTRUNC};
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use ninep::{DMAPPEND, DMDIR, Dir, QTDIR, Qid};
+
+/// Bytes per data chunk.
+const CHUNK: usize = 64 * 1024;
+/// Longest file name.
+const MAX_NAME: usize = 255;
+/// Largest file.
+const MAX_FILE: u64 = 1 << 40;
+
+enum Body {
+    Dir(BTreeMap<String, u64>),
+    File {
+        chunks: Vec<Option<Box<[u8]>>>,
+        len: u64,
+    },
+}
+
+struct Node {
+    name: String,
+    parent: u64,
+    mode: u32,
+    mtime: u32,
+    version: u32,
+    body: Body,
+}
+
+/// One instance: its files by qid.path (the root is path 0).
+pub struct Instance {
+    devno: u64,
+    nodes: IrqLock<BTreeMap<u64, Node>>,
+    next: IrqLock<u64>,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        crate::ns::purge_instance("tmpfs", self.devno);
+    }
+}
+
+/// The `#tmpfs` device.
+pub struct Tmpfs;
+
+/// The one instance of the device (each attach creates a file system instance).
+pub static TMPFS: Tmpfs = Tmpfs;
+
+fn instance(c: &Chan) -> Arc<Instance> {
+    c.aux::<Instance>()
+        .expect("#tmpfs channels carry their instance")
+}
+
+fn qid(path: u64, n: &Node) -> Qid {
+    let ty = if matches!(n.body, Body::Dir(_)) {
+        QTDIR
+    } else {
+        0
+    };
+    Qid {
+        ty,
+        version: n.version,
+        path,
+    }
+}
+
+fn dir_of(path: u64, n: &Node) -> Dir<'static> {
+    let len = match &n.body {
+        Body::File { len, .. } => *len,
+        Body::Dir(_) => 0,
+    };
+    let mut d = dir_entry(&n.name, qid(path, n), n.mode, len);
+    d.mtime = n.mtime;
+    d.atime = n.mtime;
+    d
+}
+
+fn now() -> u32 {
+    crate::time::unix_seconds() as u32
+}
+
+impl Tmpfs {
+    /// Number of files and directories in the instance `c` belongs to (for tests).
+    pub fn node_count(c: &Chan) -> usize {
+        instance(c).nodes.lock().len()
+    }
+}
+
+fn read_file(chunks: &[Option<Box<[u8]>>], len: u64, buf: &mut [u8], offset: u64) -> usize {
+    if offset >= len {
+        return 0;
+    }
+    let n = buf.len().min((len - offset) as usize);
+    let mut done = 0;
+    while done < n {
+        let pos = offset as usize + done;
+        let (ci, co) = (pos / CHUNK, pos % CHUNK);
+        let take = (CHUNK - co).min(n - done);
+        match chunks.get(ci).and_then(Option::as_ref) {
+            Some(chunk) => buf[done..done + take].copy_from_slice(&chunk[co..co + take]),
+            None => buf[done..done + take].fill(0), // a hole
+        }
+        done += take;
+    }
+    n
+}
+
+fn write_file(
+    chunks: &mut Vec<Option<Box<[u8]>>>,
+    len: &mut u64,
+    buf: &[u8],
+    offset: u64,
+) -> KResult<usize> {
+    let end = offset
+        .checked_add(buf.len() as u64)
+        .filter(|&e| e <= MAX_FILE)
+        .ok_or(ETOOLONG)?;
+    let mut done = 0;
+    while done < buf.len() {
+        let pos = offset as usize + done;
+        let (ci, co) = (pos / CHUNK, pos % CHUNK);
+        let take = (CHUNK - co).min(buf.len() - done);
+        if chunks.len() <= ci {
+            chunks.resize_with(ci + 1, || None);
+        }
+        let chunk = chunks[ci].get_or_insert_with(|| alloc::vec![0u8; CHUNK].into_boxed_slice());
+        chunk[co..co + take].copy_from_slice(&buf[done..done + take]);
+        done += take;
+    }
+    *len = (*len).max(end);
+    Ok(done)
+}
+
+fn truncate(chunks: &mut Vec<Option<Box<[u8]>>>, len: &mut u64, new_len: u64) {
+    let keep = (new_len as usize).div_ceil(CHUNK);
+    chunks.truncate(keep);
+    // Zero the tail of the last chunk kept, so growing the file again reads zeros.
+    if let Some(Some(last)) = chunks.last_mut() {
+        let from = new_len as usize % CHUNK;
+        if from != 0 {
+            last[from..].fill(0);
+        }
+    }
+    *len = new_len;
+}
+
+impl Dev for Tmpfs {
+    fn name(&self) -> &'static str {
+        "tmpfs"
+    }
+
+    fn attach(&'static self, _spec: &str) -> KResult<Chan> {
+        let devno = new_devno();
+        let root = Node {
+            name: String::from("/"),
+            parent: 0,
+            mode: DMDIR | 0o777,
+            mtime: now(),
+            version: 0,
+            body: Body::Dir(BTreeMap::new()),
+        };
+        let q = qid(0, &root);
+        let mut nodes = BTreeMap::new();
+        nodes.insert(0, root);
+        let inst = Arc::new(Instance {
+            devno,
+            nodes: IrqLock::new(nodes),
+            next: IrqLock::new(1),
+        });
+        Ok(Chan::new(
+            self,
+            devno,
+            q,
+            String::from("#tmpfs"),
+            Some(inst),
+        ))
+    }
+
+    fn walk(&self, c: &Chan, name: &str) -> KResult<Chan> {
+        let inst = instance(c);
+        let nodes = inst.nodes.lock();
+        let node = nodes.get(&c.qid.path).ok_or(ENOTEXIST)?;
+        let Body::Dir(entries) = &node.body else {
+            return Err(ENOTDIR.into());
+        };
+        let &child = entries.get(name).ok_or(ENOTEXIST)?;
+        let q = qid(child, &nodes[&child]);
+        drop(nodes);
+        Ok(c.walked(q, name, Some(inst)))
+    }
+
+    fn stat(&self, c: &Chan) -> KResult<Dir<'static>> {
+        let inst = instance(c);
+        let nodes = inst.nodes.lock();
+        let node = nodes.get(&c.qid.path).ok_or(ENOTEXIST)?;
+        Ok(dir_of(c.qid.path, node))
+    }
+
+    fn open(&self, c: &Chan, mode: u64) -> KResult<Arc<Chan>> {
+        let d = self.stat(c)?;
+        check_open(&d, mode)?;
+        if mode & OTRUNC != 0 {
+            let inst = instance(c);
+            let mut nodes = inst.nodes.lock();
+            if let Some(Node {
+                body: Body::File { chunks, len },
+                mtime,
+                version,
+                ..
+            }) = nodes.get_mut(&c.qid.path)
+            {
+                truncate(chunks, len, 0);
+                *mtime = now();
+                *version += 1;
+            }
+        }
+        Ok(Arc::new(c.opened(mode)))
+    }
+
+    fn create(&self, c: &Chan, name: &str, mode: u64, perm: u32) -> KResult<Chan> {
+        if name.is_empty()
+            || name.len() > MAX_NAME
+            || name.contains('/')
+            || name == "."
+            || name == ".."
+        {
+            return Err(EBADARG.into());
+        }
+        let inst = instance(c);
+        let mut nodes = inst.nodes.lock();
+        let parent = nodes.get(&c.qid.path).ok_or(ENOTEXIST)?;
+        let Body::Dir(entries) = &parent.body else {
+            return Err(ENOTDIR.into());
+        };
+        if parent.mode & 0o200 == 0 {
+            return Err(EPERM.into());
+        }
+        if let Some(&existing) = entries.get(name) {
+            // Plan 9 create(2): an existing file is truncated, unless OEXCL.
+            let node = nodes.get_mut(&existing).ok_or(ENOTEXIST)?;
+            if mode & OEXCL != 0 || perm & DMDIR != 0 {
+                return Err(EEXIST.into());
+            }
+            let Body::File { chunks, len } = &mut node.body else {
+                return Err(EISDIR.into());
+            };
+            truncate(chunks, len, 0);
+            node.version += 1;
+            let q = qid(existing, node);
+            drop(nodes);
+            return Ok(c.walked(q, name, Some(inst)).opened(mode & !OEXCL));
+        }
+        let path = {
+            let mut next = inst.next.lock();
+            *next += 1;
+            *next - 1
+        };
+        let is_dir = perm & DMDIR != 0;
+        if is_dir && mode & 3 != abi::sys::mode::OREAD {
+            return Err(EISDIR.into());
+        }
+        let node = Node {
+            name: String::from(name),
+            parent: c.qid.path,
+            mode: if is_dir {
+                DMDIR | (perm & 0o777)
+            } else {
+                perm & (0o777 | DMAPPEND)
+            },
+            mtime: now(),
+            version: 0,
+            body: if is_dir {
+                Body::Dir(BTreeMap::new())
+            } else {
+                Body::File {
+                    chunks: Vec::new(),
+                    len: 0,
+                }
+            },
+        };
+        let q = qid(path, &node);
+        nodes.insert(path, node);
+        if let Some(Node {
+            body: Body::Dir(entries),
+            mtime,
+            ..
+        }) = nodes.get_mut(&c.qid.path)
+        {
+            entries.insert(String::from(name), path);
+            *mtime = now();
+        }
+        drop(nodes);
+        Ok(c.walked(q, name, Some(inst)).opened(mode & !OEXCL))
+    }
+
+    fn read(&self, c: &Chan, buf: &mut [u8], offset: u64) -> KResult<usize> {
+        check_io(c, false)?;
+        let inst = instance(c);
+        let nodes = inst.nodes.lock();
+        let node = nodes.get(&c.qid.path).ok_or(ENOTEXIST)?;
+        match &node.body {
+            Body::Dir(entries) => {
+                let list: Vec<Dir<'static>> = entries
+                    .values()
+                    .filter_map(|p| nodes.get(p).map(|n| dir_of(*p, n)))
+                    .collect();
+                drop(nodes);
+                read_dir_entries(&list, buf, offset)
+            }
+            Body::File { chunks, len } => Ok(read_file(chunks, *len, buf, offset)),
+        }
+    }
+
+    fn write(&self, c: &Chan, buf: &[u8], offset: u64) -> KResult<usize> {
+        check_io(c, true)?;
+        let inst = instance(c);
+        let mut nodes = inst.nodes.lock();
+        let node = nodes.get_mut(&c.qid.path).ok_or(ENOTEXIST)?;
+        let append = node.mode & DMAPPEND != 0;
+        let Body::File { chunks, len } = &mut node.body else {
+            return Err(EISDIR.into());
+        };
+        let at = if append { *len } else { offset };
+        let n = write_file(chunks, len, buf, at)?;
+        node.mtime = now();
+        node.version = node.version.wrapping_add(1);
+        Ok(n)
+    }
+
+    fn remove(&self, c: &Chan) -> KResult<()> {
+        if c.qid.path == 0 {
+            return Err(EPERM.into());
+        }
+        let inst = instance(c);
+        let mut nodes = inst.nodes.lock();
+        let node = nodes.get(&c.qid.path).ok_or(ENOTEXIST)?;
+        if let Body::Dir(entries) = &node.body
+            && !entries.is_empty()
+        {
+            return Err(ENOTEMPTY.into());
+        }
+        let (parent, name) = (node.parent, node.name.clone());
+        nodes.remove(&c.qid.path);
+        if let Some(Node {
+            body: Body::Dir(entries),
+            mtime,
+            ..
+        }) = nodes.get_mut(&parent)
+        {
+            entries.remove(&name);
+            *mtime = now();
+        }
+        Ok(())
+    }
+
+    fn wstat(&self, c: &Chan, d: &Dir<'_>) -> KResult<()> {
+        let inst = instance(c);
+        let mut nodes = inst.nodes.lock();
+        let node = nodes.get(&c.qid.path).ok_or(ENOTEXIST)?;
+        let is_dir = matches!(node.body, Body::Dir(_));
+        // Check everything before changing anything (wstat(5): all or nothing).
+        let rename = !d.name.is_empty() && d.name != node.name.as_str();
+        if rename {
+            if c.qid.path == 0
+                || d.name.contains('/')
+                || d.name.len() > MAX_NAME
+                || d.name == "."
+                || d.name == ".."
+            {
+                return Err(EBADARG.into());
+            }
+            let Some(Node {
+                body: Body::Dir(siblings),
+                ..
+            }) = nodes.get(&node.parent)
+            else {
+                return Err(ENOTEXIST.into());
+            };
+            if siblings.contains_key(d.name.as_ref()) {
+                return Err(EEXIST.into());
+            }
+        }
+        if d.length != u64::MAX && (is_dir || d.length > MAX_FILE) {
+            return Err(EBADARG.into());
+        }
+        if d.mode != u32::MAX && (d.mode & DMDIR != 0) != is_dir {
+            return Err(EBADARG.into());
+        }
+        let parent = node.parent;
+        let old_name = node.name.clone();
+        let node = nodes.get_mut(&c.qid.path).ok_or(ENOTEXIST)?;
+        if d.length != u64::MAX
+            && let Body::File { chunks, len } = &mut node.body
+        {
+            truncate(chunks, len, d.length);
+            node.version += 1;
+        }
+        if d.mode != u32::MAX {
+            node.mode = (node.mode & DMDIR) | (d.mode & (0o777 | DMAPPEND));
+        }
+        if d.mtime != u32::MAX {
+            node.mtime = d.mtime;
+        }
+        if rename {
+            node.name = String::from(d.name.as_ref());
+            if let Some(Node {
+                body: Body::Dir(siblings),
+                ..
+            }) = nodes.get_mut(&parent)
+            {
+                siblings.remove(&old_name);
+                siblings.insert(String::from(d.name.as_ref()), c.qid.path);
+            }
+        }
+        Ok(())
+    }
+}
