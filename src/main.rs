@@ -21,10 +21,17 @@ options:
   --run LINE         type LINE at the prompt (repeatable); then power off and exit
   --script FILE      like --run, for each line of FILE
   --timeout SECONDS  give up (exit 1) after this long; default 600 with --run/--script
-  --disk FILE        attach FILE as a raw disk (virtio-blk in QEMU, ATA in Bochs)
+  --disk FILE        attach FILE as a raw disk (virtio-blk in QEMU, ATA in Bochs); default:
+                     a working copy of the demo disk (MBR, partition 1 ext4)
+  --no-disk          attach no disk
   --smp N            number of CPUs (default 1)
   --mem MIB          memory in MiB (default 512)
   --append ARGS      extra kernel command line
+  --microvm          boot the Linux filesystem VM directly under QEMU microvm instead: it serves
+                     the disk's partition over 9P on 127.0.0.1:PORT; its control console
+                     (hvc0) is this terminal: type SHUTDOWN (or end input) to stop it
+  --part N           with --microvm: the partition to serve (0 = whole disk)
+  --9p-port PORT     with --microvm: the host port for 9P (default 5640)
   --help             this text
 ";
 
@@ -36,6 +43,10 @@ struct Options {
     scripted: bool,
     timeout: Option<Duration>,
     disk: Option<PathBuf>,
+    no_disk: bool,
+    microvm: bool,
+    part: Option<u32>,
+    ninep_port: Option<u16>,
     smp: u32,
     mem_mib: u32,
     append: String,
@@ -50,6 +61,10 @@ fn parse(args: &[String]) -> Result<Options, String> {
         scripted: false,
         timeout: None,
         disk: None,
+        no_disk: false,
+        microvm: false,
+        part: None,
+        ninep_port: None,
         smp: 1,
         mem_mib: 512,
         append: String::new(),
@@ -93,6 +108,24 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 }
                 o.disk = Some(file);
             }
+            "--no-disk" => o.no_disk = true,
+            "--microvm" => o.microvm = true,
+            "--part" => {
+                let v = value("--part")?;
+                o.part = Some(
+                    v.parse()
+                        .map_err(|_| format!("--part: '{v}' is not a partition number"))?,
+                );
+            }
+            "--9p-port" => {
+                let v = value("--9p-port")?;
+                o.ninep_port = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|&p| p > 0)
+                        .ok_or_else(|| format!("--9p-port: '{v}' is not a port"))?,
+                );
+            }
             "--smp" => o.smp = number("--smp", value("--smp")?)?,
             "--mem" => o.mem_mib = number("--mem", value("--mem")?)?,
             "--append" => o.append = value("--append")?,
@@ -116,8 +149,30 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if opts.microvm {
+        return microvm(&opts);
+    }
     match boot(&opts) {
         Ok(code) => code,
+        Err(e) => {
+            eprintln!("tern: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--microvm`: the guest image alone under QEMU microvm.
+fn microvm(o: &Options) -> ExitCode {
+    let opts = guest_image::microvm::MicrovmOptions {
+        disk: o.disk.clone(),
+        part: o.part,
+        host_port: o
+            .ninep_port
+            .unwrap_or(guest_image::microvm::DEFAULT_HOST_PORT),
+        build: Default::default(),
+    };
+    match guest_image::microvm::run(&opts) {
+        Ok(exit) => ExitCode::from(exit.exit_code()),
         Err(e) => {
             eprintln!("tern: {e}");
             ExitCode::FAILURE
@@ -149,7 +204,11 @@ fn boot(o: &Options) -> Result<ExitCode, String> {
         cpu: o.cpu.clone(),
         smp: o.smp,
         mem_mib: o.mem_mib,
-        disk: o.disk.clone(),
+        disk: match (&o.disk, o.no_disk) {
+            (_, true) => None,
+            (Some(d), false) => Some(d.clone()),
+            (None, false) => Some(guest_image::demo_disk_copy().map_err(|e| e.to_string())?),
+        },
         echo: true,
         work_dir,
     };

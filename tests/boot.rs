@@ -224,3 +224,63 @@ fn panic_is_reported_as_a_failure() {
         "isa-debug-exit should report failure"
     );
 }
+
+/// A scratch disk for a test: `mib` MiB with an MBR whose partition 1 starts at sector 2048.
+fn scratch_disk(test: &str, mib: usize) -> PathBuf {
+    let path = work_dir(test).join("scratch.img");
+    std::fs::create_dir_all(work_dir(test)).unwrap();
+    let mut img = vec![0u8; mib << 20];
+    let sectors = (mib << 20) / 512;
+    let entry = &mut img[446..462];
+    entry[4] = 0x83;
+    entry[8..12].copy_from_slice(&2048u32.to_le_bytes());
+    entry[12..16].copy_from_slice(&((sectors - 2048) as u32).to_le_bytes());
+    img[510] = 0x55;
+    img[511] = 0xaa;
+    std::fs::write(&path, img).unwrap();
+    path
+}
+
+/// Runs `nstest` with `args` and checks every case passed.
+fn nstest(cfg: &MachineConfig, args: &str) -> String {
+    let mut m = start(cfg);
+    m.wait_prompt(TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let out = m
+        .run(&format!("nstest {args}"), TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.contains(" passed, 0 failed") && !out.contains("FAILED"),
+        "nstest printed:\n{out}"
+    );
+    out
+}
+
+#[test]
+fn qemu_namespaces_and_devices() {
+    if available(tools::QEMU) {
+        let mut cfg = qemu("qemu-nstest", "");
+        cfg.disk = Some(scratch_disk("qemu-nstest", 64));
+        let out = nstest(&cfg, "");
+        assert!(
+            out.contains("part 1 2048 131072"),
+            "the partition was not listed:\n{out}"
+        );
+        assert!(!out.contains("no disk attached"), "{out}");
+    }
+}
+
+#[test]
+fn bochs_namespaces_and_ata_disk() {
+    if available(tools::BOCHS) {
+        let mut cfg = iso_machine("bochs-nstest", Emulator::Bochs, None, "");
+        cfg.disk = Some(scratch_disk("bochs-nstest", 16));
+        let out = nstest(
+            &cfg,
+            "disk_raw_io union_order_and_create pipe_hangup_both_ways",
+        );
+        assert!(
+            out.contains("part 1 2048 32768"),
+            "the partition was not listed:\n{out}"
+        );
+    }
+}

@@ -289,6 +289,8 @@ impl Machine {
         let log2 = log.try_clone().map_err(|e| io_err("bochs log", e))?;
         let mut child = Command::new(tools::BOCHS.command)
             .arg("-q")
+            // A killed Bochs leaves its disk image locked; the next run takes the lock over.
+            .arg("-unlock")
             .arg("-f")
             .arg(&rc)
             .arg("-rc")

@@ -110,7 +110,7 @@ fn write_bytes(d: &Named, buf: &[u8], offset: u64) -> KResult<usize> {
             .next_multiple_of(SECTOR)
             .min(CHUNK);
         let n = (span - skip).min(buf.len() - done);
-        if skip != 0 || (skip + n) % SECTOR != 0 {
+        if skip != 0 || !(skip + n).is_multiple_of(SECTOR) {
             disk.read(lba, &mut sectors[..span])?;
         }
         sectors[skip..skip + n].copy_from_slice(&buf[done..done + n]);
@@ -118,14 +118,6 @@ fn write_bytes(d: &Named, buf: &[u8], offset: u64) -> KResult<usize> {
         done += n;
     }
     Ok(done)
-}
-
-/// Flushes every disk (the `sync` command).
-pub fn sync_all() -> KResult<()> {
-    for d in disk::all() {
-        d.disk.lock().flush()?;
-    }
-    Ok(())
 }
 
 impl Dev for Sd {

@@ -95,13 +95,6 @@ fn now() -> u32 {
     crate::time::unix_seconds() as u32
 }
 
-impl Tmpfs {
-    /// Number of files and directories in the instance `c` belongs to (for tests).
-    pub fn node_count(c: &Chan) -> usize {
-        instance(c).nodes.lock().len()
-    }
-}
-
 fn read_file(chunks: &[Option<Box<[u8]>>], len: u64, buf: &mut [u8], offset: u64) -> usize {
     if offset >= len {
         return 0;

@@ -56,7 +56,7 @@ pub fn register(disks: Vec<Box<dyn Disk>>) {
         log::info!(
             "{name}: {} ({} MiB)",
             disk.model(),
-            disk.sectors() * SECTOR as u64 >> 20
+            (disk.sectors() * SECTOR as u64) >> 20
         );
         all.push(Arc::new(Named {
             name,

@@ -97,6 +97,7 @@ unsafe impl GlobalAlloc for Allocator {
 }
 
 impl KernelHeap {
+    /// Maps more pages at the top of the heap and retries the allocation.
     fn grow_and_allocate(&mut self, layout: Layout) -> *mut u8 {
         let h = self;
         let grow = (layout.size() as u64 + layout.align() as u64).max(GROW_MIN);
@@ -108,13 +109,6 @@ impl KernelHeap {
         h.heap
             .allocate_first_fit(layout)
             .map_or(core::ptr::null_mut(), |p| p.as_ptr())
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if let Some(p) = NonNull::new(ptr) {
-            // SAFETY: The caller passes a pointer this allocator returned for `layout`.
-            unsafe { HEAP.lock().heap.deallocate(p, layout) };
-        }
     }
 }
 

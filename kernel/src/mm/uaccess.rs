@@ -57,16 +57,6 @@ impl UserSlice {
         self.len
     }
 
-    /// Whether it is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Its start address.
-    pub fn addr(&self) -> u64 {
-        self.addr
-    }
-
     /// The part starting `offset` bytes in, `len` long (clamped).
     pub fn sub(&self, offset: usize, len: usize) -> UserSlice {
         let offset = offset.min(self.len);
@@ -94,14 +84,14 @@ impl UserSlice {
     }
 
     /// The user bytes, copied into a new vector.
-    pub fn to_vec(&self) -> Result<Vec<u8>, &'static str> {
+    pub fn to_vec(self) -> Result<Vec<u8>, &'static str> {
         let mut v = alloc::vec![0; self.len];
         self.read(&mut v)?;
         Ok(v)
     }
 
     /// The user bytes as a UTF-8 string of at most `max` bytes.
-    pub fn to_string(&self, max: usize, too_long: &'static str) -> Result<String, &'static str> {
+    pub fn to_string(self, max: usize, too_long: &'static str) -> Result<String, &'static str> {
         if self.len > max {
             return Err(too_long);
         }

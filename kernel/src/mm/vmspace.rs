@@ -98,11 +98,6 @@ impl AddressSpace {
         self.pml4.addr()
     }
 
-    /// Bytes of user memory present.
-    pub fn resident_bytes(&self) -> u64 {
-        self.resident * PAGE_SIZE
-    }
-
     /// The segments, in address order.
     pub fn segments(&self) -> &[Segment] {
         &self.segments
@@ -117,7 +112,7 @@ impl AddressSpace {
         prot: Prot,
         kind: SegKind,
     ) -> Result<(), &'static str> {
-        if start % PAGE_SIZE != 0 || end % PAGE_SIZE != 0 || start >= end {
+        if !start.is_multiple_of(PAGE_SIZE) || !end.is_multiple_of(PAGE_SIZE) || start >= end {
             return Err("segment not page aligned");
         }
         if start < USER_MIN || end > USER_END {
@@ -201,8 +196,8 @@ impl AddressSpace {
             return Err(FaultError::Protection);
         }
         let page = va & !(PAGE_SIZE - 1);
-        // SAFETY: Reading our own PTE.
         if let Some(pte) = self.pte(page, false)?
+            // SAFETY: Reading our own PTE.
             && unsafe { pte.read() } & P != 0
         {
             // Present and allowed: a spurious fault (another thread populated it).

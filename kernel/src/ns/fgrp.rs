@@ -93,15 +93,4 @@ impl Fgrp {
             .filter_map(Option::take)
             .collect()
     }
-
-    /// Closes everything (at process exit).
-    pub fn close_all(&self) -> Vec<Fd> {
-        let mut fds = self.fds.lock();
-        fds.drain(..).flatten().collect()
-    }
-
-    /// Number of open descriptors.
-    pub fn count(&self) -> usize {
-        self.fds.lock().iter().flatten().count()
-    }
 }

@@ -72,17 +72,6 @@ pub struct Process {
 
 static PROCS: IrqLock<BTreeMap<u64, Arc<Process>>> = IrqLock::new(BTreeMap::new());
 
-/// One line of the process table.
-#[derive(Clone, Debug)]
-pub struct ProcInfo {
-    pub pid: u64,
-    pub name: String,
-    pub state: &'static str,
-    pub ppid: u64,
-    pub threads: usize,
-    pub memory: u64,
-}
-
 impl Process {
     /// The root of its page tables, if it has an address space.
     pub fn address_space_root(&self) -> Option<u64> {
@@ -173,17 +162,6 @@ impl Process {
             "WAITING"
         }
     }
-
-    fn info(&self) -> ProcInfo {
-        ProcInfo {
-            pid: self.pid,
-            name: self.name.lock().clone(),
-            state: self.state(),
-            ppid: self.ppid(),
-            threads: self.threads.lock().len(),
-            memory: self.space().map_or(0, |s| s.lock().resident_bytes()),
-        }
-    }
 }
 
 /// The process with pid `pid`.
@@ -191,15 +169,9 @@ pub fn lookup(pid: u64) -> Option<Arc<Process>> {
     PROCS.lock().get(&pid).cloned()
 }
 
-/// The process table.
-pub fn list() -> Vec<ProcInfo> {
-    let procs: Vec<Arc<Process>> = PROCS.lock().values().cloned().collect();
-    procs.iter().map(|p| p.info()).collect()
-}
-
-/// Whether any process other than those listed exists (for leak checks).
-pub fn count() -> usize {
-    PROCS.lock().len()
+/// Every process, in pid order.
+pub fn list() -> Vec<Arc<Process>> {
+    PROCS.lock().values().cloned().collect()
 }
 
 /// Everything a new process starts with.
@@ -242,7 +214,7 @@ fn start_process(b: Birth, frame: &TrapFrame) -> KResult<u64> {
         stime: AtomicU64::new(0),
     });
     p.set_space(Some(b.space));
-    let thread = Thread::new(b.pid, Some(p.clone()), None).ok_or(ENOMEM)?;
+    let thread = Thread::new(Some(p.clone()), None).ok_or(ENOMEM)?;
     // SAFETY: The frame slot at the top of the new thread's stack is ours until it runs.
     unsafe { thread.user_frame().write(frame.clone()) };
     p.threads.lock().push(thread.clone());
@@ -331,7 +303,7 @@ pub fn rfork(flags: u64, frame: &TrapFrame) -> KResult<u64> {
     child_frame.rax = 0;
     let id = sched::next_id();
     if flags & RFMEM != 0 {
-        let t = Thread::new(id, Some(p.clone()), None).ok_or(ENOMEM)?;
+        let t = Thread::new(Some(p.clone()), None).ok_or(ENOMEM)?;
         // SAFETY: The frame slot of the new thread's stack is ours until it runs.
         unsafe { t.user_frame().write(child_frame) };
         p.threads.lock().push(t.clone());

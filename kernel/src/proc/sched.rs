@@ -32,7 +32,6 @@ pub enum ThreadState {
 /// A thread of control: a kernel stack and a saved context, belonging to a process (user
 /// threads) or to the kernel.
 pub struct Thread {
-    pub tid: u64,
     /// The process it belongs to; `None` for kernel threads.
     pub process: Option<Arc<Process>>,
     /// `None` for the boot thread, which runs on the boot stack.
@@ -68,7 +67,6 @@ impl Thread {
 
     /// A new thread that starts as `start`; `Start::User` frames live at [`Thread::user_frame`].
     pub fn new(
-        tid: u64,
         process: Option<Arc<Process>>,
         start: Option<context::Start>,
     ) -> Option<Arc<Thread>> {
@@ -85,7 +83,6 @@ impl Thread {
         // SAFETY: The stack was just mapped and belongs to this thread alone.
         let sp = unsafe { context::initial_stack(context_top, start) };
         Some(Arc::new(Thread {
-            tid,
             process,
             kstack: Some(kstack),
             context: UnsafeCell::new(sp),
@@ -150,7 +147,6 @@ static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
 /// Makes the boot thread the current (and idle) thread.
 pub fn init() {
     let boot = Arc::new(Thread {
-        tid: 0,
         process: None,
         kstack: None,
         context: UnsafeCell::new(0),
@@ -232,11 +228,6 @@ pub fn tick(from_user: bool) {
 /// Whether the current thread's time slice is over.
 pub fn need_resched() -> bool {
     NEED_RESCHED.load(Ordering::Acquire)
-}
-
-/// Gives the CPU to the next ready thread (the current one stays ready).
-pub fn yield_now() {
-    schedule();
 }
 
 /// Blocks the current thread until `wake` (or a sleeper deadline) makes it ready.

@@ -151,7 +151,7 @@ fn sys_exec(a: Args, frame: &mut TrapFrame) -> KResult<Ret> {
 
 /// The semaphore at user address `addr` (8-byte aligned), through the direct map.
 fn semaphore(addr: u64) -> KResult<&'static AtomicI64> {
-    if addr % 8 != 0 || addr >= USER_END {
+    if !addr.is_multiple_of(8) || addr >= USER_END {
         return Err(EBADADDR.into());
     }
     let p = sched::current_process().ok_or(ENOPROC)?;

@@ -119,7 +119,9 @@ fn read_gpt(
     let entries_lba = u64_at(&h, 72);
     let count = u32_at(&h, 80);
     let entry_size = u32_at(&h, 84) as usize;
-    if count > MAX_GPT_ENTRIES || !(128..=SECTOR).contains(&entry_size) || SECTOR % entry_size != 0
+    if count > MAX_GPT_ENTRIES
+        || !(128..=SECTOR).contains(&entry_size)
+        || !SECTOR.is_multiple_of(entry_size)
     {
         return Err(Error::BadGpt("unsupported entry count or size"));
     }

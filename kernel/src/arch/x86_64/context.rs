@@ -58,7 +58,9 @@ pub unsafe fn switch(save: *mut u64, next: u64) {
 /// How a new thread starts.
 #[derive(Clone, Copy, Debug)]
 pub enum Start {
-    /// Call `entry(arg)` in the kernel (it never returns).
+    /// Call `entry(arg)` in the kernel (it never returns). For kernel threads, which the
+    /// network stack will be the first to need.
+    #[allow(dead_code)]
     Kernel {
         entry: extern "C" fn(usize) -> !,
         arg: usize,
@@ -74,11 +76,11 @@ pub enum Start {
 pub unsafe fn initial_stack(top: u64, start: Start) -> u64 {
     let (ret, r12, r13) = match start {
         Start::Kernel { entry, arg } => (
-            thread_trampoline as usize as u64,
-            entry as usize as u64,
+            thread_trampoline as *const () as u64,
+            entry as *const () as u64,
             arg as u64,
         ),
-        Start::User { frame } => (user_trampoline as usize as u64, frame, 0),
+        Start::User { frame } => (user_trampoline as *const () as u64, frame, 0),
     };
     // Popped by switch_context: r15, r14, r13, r12, rbx, rbp, then `ret`.
     let words = [0, 0, r13, r12, 0, 0, ret, 0];

@@ -68,7 +68,7 @@ pub fn init() {
             SegmentSelector(super::gdt::KERNEL_DS),
         )
         .expect("GDT layout matches SYSCALL/SYSRET");
-        LStar::write(VirtAddr::new(syscall_entry as usize as u64));
+        LStar::write(VirtAddr::new(syscall_entry as *const () as u64));
         SFMask::write(
             RFlags::INTERRUPT_FLAG
                 | RFlags::TRAP_FLAG

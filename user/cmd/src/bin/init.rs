@@ -4,9 +4,9 @@
 #![no_std]
 #![no_main]
 
+use rt::eprintln;
 use rt::process::{self, RFFDG, RFNOTEG, RFPROC};
 use rt::string::String;
-use rt::{eprintln, vec};
 
 rt::entry!(main);
 
@@ -16,7 +16,7 @@ fn start_shell() -> rt::Result<u64> {
     // The shell gets a note group of its own: ^C goes to it and its jobs, never to init.
     match process::rfork(RFPROC | RFFDG | RFNOTEG)? {
         0 => {
-            let e = process::exec(SHELL, &vec![String::from("sh"), String::from("-i")]);
+            let e = process::exec(SHELL, &[String::from("sh"), String::from("-i")]);
             eprintln!("init: {e}");
             process::exits(e.msg())
         }

@@ -387,7 +387,7 @@ fn proc_files() -> Check {
     let ns = fs::read_to_string(&format!("/proc/{me}/ns"))?;
     ensure!(ns.contains("'#proc' '/proc'"), "ns {ns:?}");
     // A child's files disappear once it has exited.
-    let pid = process::spawn("/bin/true", &vec![String::from("true")])?;
+    let pid = process::spawn("/bin/true", &[String::from("true")])?;
     process::wait_for(pid)?;
     expect_err(
         "files of an exited process",
@@ -445,7 +445,8 @@ fn tmpfs_instance_freed_with_its_binds() -> Check {
 }
 
 /// Raw disk I/O on the first disk, if one is attached: unaligned writes read back with the
-/// same checksum, the partition table is listed, and writing past the end fails.
+/// same checksum, the partition table is listed, and writing past the end fails. What the
+/// test overwrites is put back afterwards.
 fn disk_raw_io() -> Check {
     let data = "/dev/sdE0/data";
     let Ok(st) = fs::stat(data) else {
@@ -501,7 +502,10 @@ fn disk_raw_io() -> Check {
     Ok(())
 }
 
-const CASES: &[(&str, fn() -> Check)] = &[
+/// A named case.
+type Case = (&'static str, fn() -> Check);
+
+const CASES: &[Case] = &[
     ("disk_raw_io", disk_raw_io),
     ("tmpfs_files_and_directories", tmpfs_files_and_directories),
     ("tmpfs_many_files", tmpfs_many_files),

@@ -37,7 +37,7 @@ fn main() -> rt::Result<()> {
         let _ = process::await_child();
     });
     let exec = per_op("fork+exec+await (/bin/true)", 100, || {
-        if let Ok(pid) = process::spawn("/bin/true", &vec![String::from("true")]) {
+        if let Ok(pid) = process::spawn("/bin/true", &[String::from("true")]) {
             let _ = process::wait_for(pid);
         }
     });

@@ -442,7 +442,10 @@ fn processes_free_everything() -> Check {
     Ok(())
 }
 
-const CASES: &[(&str, fn() -> Check)] = &[
+/// A named case.
+type Case = (&'static str, fn() -> Check);
+
+const CASES: &[Case] = &[
     ("fork_exec_await", fork_exec_await),
     ("threads_share_memory", threads_share_memory),
     ("note_interrupts_sleep", note_interrupts_sleep),
