@@ -90,3 +90,83 @@ pub fn sleep_ns(ns: u64) -> Result<(), &'static str> {
         .wait_deadline(Some(deadline), || false)
         .map(|_| ())
 }
+
+impl WaitQueue {
+    /// Like `wait_deadline`, but a pending note does not end the wait (a kill still does): for
+    /// the bounded clean-up a note itself started, such as flushing a 9P request.
+    pub fn wait_deadline_through_notes(
+        &self,
+        deadline: u64,
+        mut ready: impl FnMut() -> bool,
+    ) -> Woken {
+        let were_enabled = interrupts::are_enabled();
+        let me = sched::current();
+        let result = loop {
+            interrupts::disable();
+            if ready() {
+                break Woken::Ready;
+            }
+            if crate::time::uptime_ns() >= deadline
+                || me.killed.load(core::sync::atomic::Ordering::Acquire)
+            {
+                break Woken::TimedOut;
+            }
+            self.waiters.lock().push(me.clone());
+            sched::wake_at(me.clone(), deadline);
+            sched::block_current();
+            self.waiters.lock().retain(|t| !Arc::ptr_eq(t, &me));
+        };
+        if were_enabled {
+            interrupts::enable();
+        }
+        result
+    }
+}
+
+/// A lock whose waiters sleep (Plan 9's qlock), for holding across blocking I/O. Waiting for it
+/// is interruptible like every wait.
+pub struct QLock {
+    held: core::sync::atomic::AtomicBool,
+    queue: WaitQueue,
+}
+
+/// Proof of holding a `QLock`.
+pub struct QLockGuard<'a> {
+    lock: &'a QLock,
+}
+
+impl Default for QLock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl QLock {
+    /// An unlocked lock.
+    pub const fn new() -> Self {
+        QLock {
+            held: core::sync::atomic::AtomicBool::new(false),
+            queue: WaitQueue::new(),
+        }
+    }
+
+    /// Takes the lock, sleeping while another thread holds it.
+    pub fn lock(&self) -> Result<QLockGuard<'_>, &'static str> {
+        use core::sync::atomic::Ordering;
+        self.queue.wait_until(|| {
+            self.held
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        })?;
+        Ok(QLockGuard { lock: self })
+    }
+}
+
+impl Drop for QLockGuard<'_> {
+    fn drop(&mut self) {
+        self.lock
+            .held
+            .store(false, core::sync::atomic::Ordering::Release);
+        self.lock.queue.wake_all();
+    }
+}

@@ -10,7 +10,7 @@ use crate::proc::{Process, sched};
 use abi::errors::{
     EBADARG, EBADOFFSET, EBADSTAT, EBADUSEFD, EISDIR, ENOPROC, ENOTDIR, ENOTIMPL, ESHORTSTAT,
 };
-use abi::sys::bind::{MCREATE, MORDER};
+use abi::sys::bind::{MCREATE, MORDER, MSIZE_SHIFT};
 use abi::sys::mode::{OCEXEC, OEXCL, ORCLOSE, OTRUNC};
 use abi::sys::{PATHMAX, Sys};
 use alloc::collections::BTreeSet;
@@ -105,10 +105,14 @@ pub fn run(call: Sys, a: Args) -> KResult<Ret> {
         Sys::Mount => {
             let fd = p.fds().get(a.get(0))?;
             let old = lookup(&p, &path(a.get(1), a.get(2))?)?;
-            check_bind_flags(a.get(3))?;
+            let (flags, msize) = (a.get(3) & 0xffff_ffff, (a.get(3) >> MSIZE_SHIFT) as u32);
+            check_bind_flags(flags)?;
             let aname = user_str(a.get(4), a.get(5), PATHMAX)?;
-            let root = crate::dev::mnt::attach(fd, &aname)?;
-            namespace(&p)?.bind(Arc::new(root), &old.chan, a.get(3))?;
+            let root = crate::dev::mnt::attach(fd, &aname, msize, &old.chan.path)?;
+            if root.is_dir() != old.chan.is_dir() {
+                return Err(abi::errors::EMOUNT.into());
+            }
+            namespace(&p)?.bind(Arc::new(root), &old.chan, flags)?;
             0
         }
         Sys::Unmount => {

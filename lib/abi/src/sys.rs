@@ -271,6 +271,14 @@ pub mod bind {
     pub const MCREATE: u64 = 0x0004;
     /// Mask of the order bits.
     pub const MORDER: u64 = 0x0003;
+    /// `mount` only: the msize to ask the server for sits in the flags' high 32 bits
+    /// (0: the kernel's default, 64 KiB of data per message).
+    pub const MSIZE_SHIFT: u64 = 32;
+
+    /// The flags of a mount that asks for `msize`.
+    pub const fn with_msize(flags: u64, msize: u32) -> u64 {
+        flags | ((msize as u64) << MSIZE_SHIFT)
+    }
 }
 
 /// Addresses of the user half of every address space.

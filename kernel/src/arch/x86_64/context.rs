@@ -58,9 +58,7 @@ pub unsafe fn switch(save: *mut u64, next: u64) {
 /// How a new thread starts.
 #[derive(Clone, Copy, Debug)]
 pub enum Start {
-    /// Call `entry(arg)` in the kernel (it never returns). For kernel threads, which the
-    /// network stack will be the first to need.
-    #[allow(dead_code)]
+    /// Call `entry(arg)` in the kernel (it never returns): kernel threads.
     Kernel {
         entry: extern "C" fn(usize) -> !,
         arg: usize,
