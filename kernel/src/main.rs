@@ -129,11 +129,10 @@ pub fn boot_namespace() -> error::KResult<alloc::sync::Arc<ns::Namespace>> {
         &["srv"],
         abi::sys::bind::MREPL | abi::sys::bind::MCREATE,
     )?;
-    bind(
-        "tmpfs",
-        &["tmp"],
-        abi::sys::bind::MREPL | abi::sys::bind::MCREATE,
-    )?;
+    let writable = abi::sys::bind::MREPL | abi::sys::bind::MCREATE;
+    bind("tmpfs", &["tmp"], writable)?;
+    // Mount points for users: `mkdir /n/x`, then mount there.
+    bind("tmpfs", &["n"], writable)?;
     Ok(ns)
 }
 
