@@ -12,7 +12,7 @@
 //! - [`printf`]: the format language of `printf`.
 //! - [`signal`]: POSIX signal names and the notes they stand for.
 //!
-//! And two text tools the commands share: [`sha256`] and [`regex`] (for `grep`).
+//! And pure pieces the commands share: [`sha256`], [`regex`] (for `grep`) and [`date`].
 //!
 //! The language is described in `sh.1.md` beside this crate.
 
@@ -23,6 +23,7 @@ extern crate alloc;
 pub mod arith;
 pub mod ast;
 pub mod cond;
+pub mod date;
 pub mod expand;
 pub mod glob;
 pub mod parse;

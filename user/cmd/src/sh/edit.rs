@@ -55,6 +55,8 @@ pub struct Editor {
     input: VecDeque<u8>,
     /// The last line ended with `\r`: a `\n` right after it is part of the same Enter.
     after_cr: bool,
+    /// The console is in raw mode.
+    raw_on: bool,
 }
 
 /// The line being edited.
@@ -169,6 +171,7 @@ impl Editor {
             history: Vec::new(),
             input: VecDeque::new(),
             after_cr: false,
+            raw_on: false,
         }
     }
 
@@ -188,23 +191,33 @@ impl Editor {
         self.history.push(String::from(line));
     }
 
-    fn raw(&self, on: bool) -> bool {
-        match self.consctl {
+    fn raw(&mut self, on: bool) -> bool {
+        if self.raw_on == on {
+            return true;
+        }
+        let ok = match self.consctl {
             Some(fd) => io::write(fd, if on { b"rawon" } else { b"rawoff" }).is_ok(),
             None => false,
+        };
+        if ok {
+            self.raw_on = on;
         }
+        ok
     }
 
-    /// Prints `prompt` and reads a line.
+    /// Gives the console back to its line discipline (before running commands). Raw mode
+    /// stays on from one line to the next while a command is incomplete, so that nothing
+    /// typed ahead passes through the line discipline in between.
+    pub fn cooked(&mut self) {
+        self.raw(false);
+    }
+
+    /// Prints `prompt` and reads a line. Raw mode goes on before the prompt appears: what
+    /// is typed after seeing it is ours.
     pub fn read_line(&mut self, prompt: &str) -> Line {
+        let raw = self.consctl.is_some() && self.raw(true);
         write_all(io::STDERR, prompt.as_bytes());
-        if self.consctl.is_some() && self.raw(true) {
-            let r = self.read_raw();
-            self.raw(false);
-            r
-        } else {
-            read_cooked()
-        }
+        if raw { self.read_raw() } else { read_cooked() }
     }
 
     fn next_byte(&mut self) -> Result<Option<u8>, Line> {
@@ -317,7 +330,7 @@ impl Editor {
                         _ => {}
                     }
                 }
-                b'\t' => e.insert(' '),
+                b'\t' => e.insert('\t'),
                 b if b < 0x20 => {}
                 b if b < 0x80 => e.insert(b as char),
                 b => {

@@ -300,7 +300,13 @@ impl Shell {
             sh.cwd = pwd;
         }
         let cwd = sh.cwd.clone();
-        sh.set_var("PWD", &cwd);
+        sh.vars.insert(
+            "PWD".into(),
+            Var {
+                value: cwd,
+                exported: true,
+            },
+        );
         sh
     }
 
@@ -453,12 +459,14 @@ impl Shell {
                     continue;
                 }
                 edit::Line::Eof => {
+                    editor.cooked();
                     if !pending.is_empty() {
                         self.error("syntax error: unexpected end of file");
                     }
                     return Ok(self.last.clone());
                 }
                 edit::Line::Failed(e) => {
+                    editor.cooked();
                     self.error(&format!("reading commands: {e}"));
                     return Ok(Status::fail(e));
                 }
@@ -487,6 +495,7 @@ impl Shell {
             if incomplete {
                 continue;
             }
+            editor.cooked();
             editor.remember(pending.trim_end());
             pending.clear();
             for prog in progs {

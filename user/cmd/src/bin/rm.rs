@@ -1,0 +1,47 @@
+//! rm: removes files; `-r` removes directories with everything in them, `-f` says nothing
+//! about files that do not exist.
+
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::format;
+use cmd::args;
+use cmd::output::{complain, finish};
+use rt::fs;
+
+rt::entry!(main);
+
+const USAGE: &str = "rm [-rf] file...";
+
+fn remove_tree(path: &str) -> rt::Result<()> {
+    let d = fs::stat(path)?;
+    if d.mode & fs::DMDIR != 0 {
+        for entry in fs::read_dir(path)? {
+            remove_tree(&format!("{}/{}", path.trim_end_matches('/'), entry.name))?;
+        }
+    }
+    fs::remove(path)
+}
+
+fn main() -> rt::Result<()> {
+    let a = args::parse(USAGE, "rf", "");
+    if a.rest.is_empty() && !a.has('f') {
+        args::usage(USAGE);
+    }
+    let mut failure = None;
+    for path in &a.rest {
+        let r = if a.has('r') {
+            remove_tree(path)
+        } else {
+            fs::remove(path)
+        };
+        match r {
+            Err(e) if a.has('f') && e.msg().ends_with(abi::errors::ENOTEXIST) => {}
+            Err(e) => failure = Some(complain(e.0)),
+            Ok(()) => {}
+        }
+    }
+    finish(failure)
+}

@@ -1,0 +1,93 @@
+//! Copying files and trees, and path names (for `cp` and `mv`).
+
+use alloc::format;
+use alloc::string::String;
+use rt::{fs, io};
+
+/// The last element of a path.
+pub fn basename(path: &str) -> &str {
+    let t = path.trim_end_matches('/');
+    if t.is_empty() {
+        return "/";
+    }
+    t.rsplit('/').next().unwrap_or(t)
+}
+
+/// The directory part of a path (`.` if none).
+pub fn dirname(path: &str) -> &str {
+    let t = path.trim_end_matches('/');
+    match t.rfind('/') {
+        Some(0) => "/",
+        Some(i) => &t[..i],
+        None => ".",
+    }
+}
+
+/// `dir/name`.
+pub fn join(dir: &str, name: &str) -> String {
+    if dir.ends_with('/') {
+        format!("{dir}{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// Whether `path` is a directory.
+pub fn is_dir(path: &str) -> bool {
+    fs::stat(path).is_ok_and(|d| d.mode & fs::DMDIR != 0)
+}
+
+/// Copies the file `src` to `dst` (created, or truncated if it exists), keeping its
+/// permission bits.
+pub fn copy_file(src: &str, dst: &str) -> rt::Result<()> {
+    let d = fs::stat(src)?;
+    let from = fs::open(src, fs::OREAD)?;
+    let to = match fs::open(dst, fs::OWRITE | fs::OTRUNC) {
+        Ok(fd) => Ok(fd),
+        Err(e) if e.msg().ends_with(abi::errors::ENOTEXIST) => {
+            fs::create(dst, fs::OWRITE, d.mode & 0o777)
+        }
+        Err(e) => Err(e),
+    };
+    let to = match to {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = io::close(from);
+            return Err(e);
+        }
+    };
+    let mut buf = alloc::vec![0u8; 64 * 1024];
+    let r = (|| loop {
+        let n = io::read(from, &mut buf).map_err(|e| e.context(src))?;
+        if n == 0 {
+            return Ok(());
+        }
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            let w = io::write(to, rest).map_err(|e| e.context(dst))?;
+            if w == 0 {
+                return Err(rt::Error(format!("{dst}: short write")));
+            }
+            rest = &rest[w..];
+        }
+    })();
+    let _ = io::close(from);
+    let _ = io::close(to);
+    r
+}
+
+/// Copies `src` to `dst`, directories with everything in them.
+pub fn copy_tree(src: &str, dst: &str) -> rt::Result<()> {
+    let d = fs::stat(src)?;
+    if d.mode & fs::DMDIR == 0 {
+        return copy_file(src, dst);
+    }
+    if !is_dir(dst) {
+        let fd = fs::create(dst, fs::OREAD, fs::DMDIR | (d.mode & 0o777))?;
+        let _ = io::close(fd);
+    }
+    for entry in fs::read_dir(src)? {
+        copy_tree(&join(src, &entry.name), &join(dst, &entry.name))?;
+    }
+    Ok(())
+}
