@@ -293,9 +293,17 @@ fn qemu_9p_mounts_of_a_user_space_server() {
     let mut m = start(&qemu("qemu-ninetest", ""));
     m.wait_prompt(TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     let out = m.run("ninetest", TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
-    assert!(out.contains("ninetest: 4 passed, 0 failed"), "ninetest printed:\n{out}");
+    assert!(
+        out.contains("ninetest: 4 passed, 0 failed"),
+        "ninetest printed:\n{out}"
+    );
     // The benchmark prints its figures (checked for shape, not speed).
-    let bench = m.run("ninetest bench", TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
-    assert!(bench.contains("msize 8 KiB") && bench.contains("64 KiB"), "{bench}");
+    let bench = m
+        .run("ninetest bench", TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        bench.contains("msize 8 KiB") && bench.contains("64 KiB"),
+        "{bench}"
+    );
     println!("{bench}");
 }
