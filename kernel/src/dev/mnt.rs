@@ -65,6 +65,8 @@ struct Conn {
 struct Mount {
     conn: Arc<Conn>,
     devno: u64,
+    /// The path of the channel the server was reached by (`/srv/x`, `/net/tcp/3/data`).
+    source: String,
 }
 
 impl Drop for Mount {
@@ -452,9 +454,11 @@ pub fn attach(chan: Arc<Chan>, aname: &str, msize: u32, name: &str) -> KResult<C
     };
     *conn.reader.lock() = Some(reader.clone());
     sched::spawn(reader);
+    let source = conn.chan.path.clone();
     let mount = Arc::new(Mount {
         conn: conn.clone(),
         devno: new_devno(),
+        source,
     });
     let fid = conn.alloc_fid();
     let uname = Cow::Borrowed("tern");
@@ -481,6 +485,14 @@ pub fn attach(chan: Arc<Chan>, aname: &str, msize: u32, name: &str) -> KResult<C
         gone: AtomicBool::new(false),
     });
     Ok(Chan::new(&MNT, devno, qid, String::from(name), Some(f)))
+}
+
+/// Where a mounted tree comes from, if `c` is the root of a 9P mount (for `#proc/N/ns`).
+pub fn source(c: &Chan) -> Option<String> {
+    if c.dev.name() != "mnt" {
+        return None;
+    }
+    c.aux::<MntFile>().map(|f| f.mount.source.clone())
 }
 
 impl MntDev {

@@ -36,7 +36,11 @@ pub struct Mhead {
     /// The mount point's path when the first bind was made (for `#proc/N/ns`).
     pub path: String,
     pub mounts: Vec<Mount>,
+    /// When the mount point was made, so `#proc/N/ns` lists binds in an order that rebuilds.
+    seq: u64,
 }
+
+static NEXT_SEQ: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 /// A name space: the root and the mount table. Shared by processes until `rfork(RFNAMEG)`.
 pub struct Namespace {
@@ -165,6 +169,7 @@ impl Namespace {
             let head = table.entry(key).or_insert_with(|| Mhead {
                 path: old.path.clone(),
                 mounts: Vec::new(),
+                seq: NEXT_SEQ.fetch_add(1, core::sync::atomic::Ordering::Relaxed),
             });
             if head.mounts.is_empty() && flags & MORDER != 0 {
                 head.mounts.push(Mount {
@@ -234,7 +239,10 @@ impl Namespace {
     pub fn describe(&self) -> String {
         use core::fmt::Write;
         let mut out = String::new();
-        for (key, head) in self.table.lock().iter() {
+        let table = self.table.lock();
+        let mut heads: Vec<(&MountKey, &Mhead)> = table.iter().collect();
+        heads.sort_by_key(|(_, h)| h.seq);
+        for (key, head) in heads {
             for (i, m) in head.mounts.iter().enumerate() {
                 if m.chan.key() == *key {
                     continue; // the mount point itself, kept as a union member
@@ -247,7 +255,15 @@ impl Namespace {
                     "-a "
                 };
                 let create = if m.flags & MCREATE != 0 { "-c " } else { "" };
-                let _ = writeln!(out, "bind {order}{create}'{}' '{}'", m.chan.path, head.path);
+                match crate::dev::mnt::source(&m.chan) {
+                    Some(src) => {
+                        let _ = writeln!(out, "mount {order}{create}'{src}' '{}'", head.path);
+                    }
+                    None => {
+                        let _ =
+                            writeln!(out, "bind {order}{create}'{}' '{}'", m.chan.path, head.path);
+                    }
+                }
             }
         }
         out
