@@ -275,6 +275,14 @@ impl Shell {
                 }
                 return st;
             }
+            // A note that arrived before we block would not interrupt the wait. (Inside a
+            // trap, notes wait for the trap to finish.)
+            if let Some(sig) = traps::pending_signal().filter(|_| !self.in_trap) {
+                if let Err(Flow::Exit(st)) = self.run_traps() {
+                    self.exit(st);
+                }
+                return Status::code(128 + sig as i32);
+            }
             match process::await_child() {
                 Ok(e) => {
                     if current == Some(e.pid) {
@@ -286,6 +294,9 @@ impl Shell {
                     }
                 }
                 Err(e) if e.msg() == rt::notes::INTERRUPTED => {
+                    if self.in_trap {
+                        continue;
+                    }
                     let sig = traps::pending_signal().unwrap_or(2);
                     if let Err(Flow::Exit(st)) = self.run_traps() {
                         self.exit(st);

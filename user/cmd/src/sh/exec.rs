@@ -630,6 +630,11 @@ impl Shell {
             if let Some(msg) = self.reaped.remove(&pid) {
                 return Status::from_exit(&msg);
             }
+            if traps::pending_signal().is_some()
+                && let Err(Flow::Exit(st)) = self.run_traps()
+            {
+                self.exit(st);
+            }
             match process::await_child() {
                 Ok(e) if e.pid == pid => return Status::from_exit(&e.msg),
                 Ok(e) => self.note_exit(e.pid, e.msg),
