@@ -431,6 +431,26 @@ fn shell_interactive_console() {
     m.wait_prompt(TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     let ps = run(&mut m, "ps");
     assert_eq!(ps.matches(" sleep ").count(), 1, "{ps}");
+    // ^C stops a loop the shell itself runs, and a loop of programs.
+    for line in ["while true; do :; done", "while true; do sleep 1; done"] {
+        m.send_line(line).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        m.send(b"\x03").unwrap();
+        m.wait_prompt(Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("^C did not stop {line:?}: {e}"));
+        let out = run(&mut m, "echo status $?");
+        assert_eq!(out.trim(), "status 130", "{line}");
+    }
+    // Runaway recursion is an error, not the end of the shell.
+    let out = run(&mut m, "f() { f; }; f; echo not reached");
+    assert!(out.contains("sh: f: functions nested too deeply"), "{out}");
+    assert!(!out.contains("not reached"), "{out}");
+    // A writer whose reader has gone ends quietly.
+    let out = run(
+        &mut m,
+        "cat /dev/random | head -1 > /dev/null; echo done $?",
+    );
+    assert_eq!(out, "done 0\n");
     // ^C at the prompt abandons the line.
     m.send(b"echo abandoned\x03").unwrap();
     m.wait_prompt(TIMEOUT).unwrap();

@@ -46,6 +46,11 @@ impl Output {
         let mut rest = &self.buf[..];
         while !rest.is_empty() && !self.failed {
             match io::write(self.fd, rest) {
+                // The reader of a pipe has gone (`cat big | head`): nobody wants the rest,
+                // and there is nobody to complain to.
+                Err(e) if e.msg().ends_with(abi::errors::EHUNGUP) => {
+                    rt::process::exits(abi::errors::EHUNGUP)
+                }
                 Ok(0) | Err(_) => self.failed = true,
                 Ok(n) => rest = &rest[n..],
             }

@@ -34,6 +34,9 @@ impl Shell {
             };
             self.last = st.clone();
             self.run_traps()?;
+            if core::mem::take(&mut self.interrupted) {
+                return Err(Flow::Abort(Status::code(130)));
+            }
         }
         Ok(st)
     }
@@ -451,7 +454,12 @@ impl Shell {
         if self.func_depth >= 200 {
             let msg = format!("{}: functions nested too deeply", f.name);
             self.error(&msg);
-            return Err(Flow::Exit(Status::fail(msg)));
+            let st = Status::fail(msg);
+            return Err(if self.interactive {
+                Flow::Abort(st)
+            } else {
+                Flow::Exit(st)
+            });
         }
         let saved_args = core::mem::replace(&mut self.positional, words[1..].to_vec());
         self.func_depth += 1;
@@ -607,6 +615,7 @@ impl Shell {
     pub fn become_child(&mut self) {
         self.subshell = true;
         self.interactive = false;
+        self.interrupted = false;
         self.jobs.clear();
         self.reaped.clear();
         for fd in core::mem::take(&mut self.internal_fds) {
@@ -618,7 +627,7 @@ impl Shell {
     /// Ends a child with the status of what it ran.
     pub fn end_child(&mut self, r: Run) -> ! {
         let st = match r {
-            Ok(st) | Err(Flow::Exit(st)) | Err(Flow::Return(st)) => st,
+            Ok(st) | Err(Flow::Exit(st) | Flow::Return(st) | Flow::Abort(st)) => st,
             Err(Flow::Break(_) | Flow::Continue(_)) => self.last.clone(),
         };
         self.exit(st)

@@ -91,6 +91,9 @@ pub enum Flow {
     Return(Status),
     /// `exit`, a fatal error, or `set -e`.
     Exit(Status),
+    /// Back to the prompt of an interactive shell (^C while commands run, an error that
+    /// would end a script).
+    Abort(Status),
 }
 
 /// The result of running something.
@@ -157,6 +160,8 @@ pub struct Shell {
     /// The current directory as the user named it, for the prompt and `$PWD`.
     cwd: String,
     in_trap: bool,
+    /// An interactive shell got ^C while running commands: they stop at the next boundary.
+    interrupted: bool,
     /// This process is a forked child of the shell (a subshell, a pipeline element).
     subshell: bool,
 }
@@ -233,7 +238,7 @@ pub fn main() -> rt::Result<()> {
         }
     };
     let st = match status {
-        Ok(st) | Err(Flow::Exit(st)) | Err(Flow::Return(st)) => st,
+        Ok(st) | Err(Flow::Exit(st) | Flow::Return(st) | Flow::Abort(st)) => st,
         Err(Flow::Break(_) | Flow::Continue(_)) => sh.last.clone(),
     };
     sh.exit(st)
@@ -279,6 +284,7 @@ impl Shell {
             internal_fds: Vec::new(),
             cwd: String::from("/"),
             in_trap: false,
+            interrupted: false,
             subshell: false,
         };
         if !sh.vars.contains_key("PATH") {
@@ -455,6 +461,7 @@ impl Shell {
                 edit::Line::Text(l) => l,
                 edit::Line::Interrupted => {
                     traps::take_pending_interrupt();
+                    self.interrupted = false;
                     pending.clear();
                     continue;
                 }
@@ -498,11 +505,16 @@ impl Shell {
             editor.cooked();
             editor.remember(pending.trim_end());
             pending.clear();
+            self.interrupted = false;
             for prog in progs {
                 match self.run_program(&prog) {
                     Ok(_) => {}
                     Err(Flow::Exit(st)) => return Ok(st),
-                    Err(Flow::Return(st)) => self.last = st,
+                    Err(Flow::Return(st) | Flow::Abort(st)) => {
+                        self.last = st;
+                        self.interrupted = false;
+                        break;
+                    }
                     Err(Flow::Break(_) | Flow::Continue(_)) => {}
                 }
                 self.run_traps()?;

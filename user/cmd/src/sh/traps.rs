@@ -145,7 +145,12 @@ impl Shell {
                         }
                     }
                     Some(_) => {} // ignored
-                    None if self.interactive => {}
+                    None if self.interactive => {
+                        // ^C stops what the shell itself is running (a loop, say).
+                        if n == 2 {
+                            self.interrupted = true;
+                        }
+                    }
                     None => {
                         // Caught only for the EXIT trap: end the shell as the note would have.
                         let note = signal::SIGNALS
