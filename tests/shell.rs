@@ -399,6 +399,17 @@ echo not reached
         "sh -c 'trap \"echo cleanup\" EXIT; kill $$; sleep 5; echo not reached'; echo $?",
     );
     assert_eq!(out.trim(), "cleanup\n143");
+    // INT and HUP traps, ignored signals, traps listed, `$?` kept across a trap.
+    let out = run(
+        &mut m,
+        "sh -c 'trap \"echo got INT\" INT; trap \"echo got HUP\" 1; trap \"\" TERM; \
+         kill -INT $$; kill -s HUP $$; kill $$; false; echo after $?; trap'",
+    );
+    assert_eq!(
+        out,
+        "got INT\ngot HUP\nafter 1\ntrap -- 'echo got HUP' HUP\ntrap -- 'echo got INT' INT\n\
+         trap -- '' TERM\n"
+    );
     // `kill` of a bad pid, and an unknown signal, say so.
     let out = run(&mut m, "kill 99999; echo $?; kill -BOGUS 1; echo $?");
     assert!(
@@ -591,6 +602,19 @@ fn commands() {
         "srv /dev/null nul; ls /srv; srv -r nul; ls /srv",
         "nul\n",
     );
+    check(
+        m,
+        "mkdir /tmp/r; ramfs -s rfs; mount -c /srv/rfs /tmp/r; echo served > /tmp/r/f; \
+         cat /tmp/r/f; ls /tmp/r; unmount /tmp/r; ls /tmp/r; rm /srv/rfs",
+        "served\nf\n",
+    );
+    let union = format!("{}\nmine\nx\n", bins(m) + 1);
+    check(
+        m,
+        "mkdir /tmp/u; echo mine > /tmp/u/x; bind -b /bin /tmp/u; ls /tmp/u | grep -c .; \
+         cat /tmp/u/x; unmount /bin /tmp/u; ls /tmp/u",
+        &union,
+    );
     // Information commands.
     let out = run(
         m,
@@ -664,6 +688,11 @@ fn commands() {
         );
         assert!(!out.contains("status 0"), "{cmd}: {out}");
     }
+}
+
+/// How many programs `/bin` has.
+fn bins(m: &mut Machine) -> usize {
+    run(m, "ls /bin").lines().count()
 }
 
 /// Runs `line` and checks all it printed.
