@@ -1838,6 +1838,69 @@ mod tests {
     }
 
     #[test]
+    fn case_arms_across_lines() {
+        let p = one(
+            "case $x in\n  a)\n    echo a\n    ;;\n  b|c) echo b ;;\n  *)\n    echo other\nesac\n",
+        );
+        let Command::Compound(c, _) = &p.items[0].and_or.first.commands[0] else {
+            panic!()
+        };
+        let Compound::Case { arms, .. } = &**c else {
+            panic!()
+        };
+        assert_eq!(arms.len(), 3);
+        assert_eq!(arms[1].patterns.len(), 2);
+        assert_eq!(arms[2].body.items[0].line, 7);
+    }
+
+    /// Every prefix of real scripts, and random mutations of them, parse to a program or an
+    /// error: no panic, no endless loop.
+    #[test]
+    fn any_text_parses_or_fails_cleanly() {
+        let corpus = [
+            "cd '#tmpfs'\nmkdir p; bind '#pipe' p\necho \"console=hvc0 ${part:-1}\" > cmdline\n\
+             vmrunkernel -k cmdline < p/data1 &\nvm=$!\ntrap 'sync; unmount /mnt; \
+             echo SHUTDOWN > p/data; wait $vm; exit' TERM INT\n\
+             while ! test -e /srv/fsvm; do sleep 0.1; done\nmount /srv/fsvm $3\nwait\n",
+            "f() { local x=$1; case $x in (a|b) return 1;; *) echo \"${x%%.*}\";; esac; }\n\
+             for i in $(seq 3) `echo 4`; do f $i || break; done <<-EOF\n\tbody $((1+2))\n\tEOF\n",
+            "if [ -n \"$a\" ]; then { echo a; } 2>&1 | cat >> log; elif ! x; then :; else (y); fi",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let specials = [
+            '\'', '"', '`', '$', '(', ')', '{', '}', '\\', '\n', '<', '|', '&', ';', '#',
+        ];
+        for text in corpus {
+            let chars: Vec<char> = text.chars().collect();
+            for end in 0..=chars.len() {
+                let prefix: String = chars[..end].iter().collect();
+                let _ = parse_all(&prefix, 1);
+            }
+            for _ in 0..2000 {
+                let mut c = chars.clone();
+                for _ in 0..1 + next() % 4 {
+                    let at = (next() as usize) % c.len();
+                    match next() % 3 {
+                        0 => {
+                            c.remove(at);
+                        }
+                        1 => c.insert(at, specials[(next() as usize) % specials.len()]),
+                        _ => c[at] = specials[(next() as usize) % specials.len()],
+                    }
+                }
+                let mutated: String = c.iter().collect();
+                let _ = parse_all(&mutated, 1);
+            }
+        }
+    }
+
+    #[test]
     fn line_continuations_and_comments() {
         let p = one("echo a \\\n  b # c d\necho e#f");
         assert_eq!(words(simple(&p, 0)), ["echo", "a", "b"]);

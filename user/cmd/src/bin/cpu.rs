@@ -9,7 +9,7 @@ rt::entry!(main);
 
 fn main() -> rt::Result<()> {
     if rt::env::args().len() > 1 {
-        return Err(rt::Error::new("usage: cpu"));
+        cmd::args::usage("cpu");
     }
     let text = fs::read_file("#arch/cpu")?;
     io::write(io::STDOUT, &text).map_err(|e| e.context("write"))?;

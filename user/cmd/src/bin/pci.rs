@@ -9,7 +9,7 @@ rt::entry!(main);
 
 fn main() -> rt::Result<()> {
     if rt::env::args().len() > 1 {
-        return Err(rt::Error::new("usage: pci"));
+        cmd::args::usage("pci");
     }
     let text = fs::read_file("#arch/pci")?;
     io::write(io::STDOUT, &text).map_err(|e| e.context("write"))?;

@@ -9,7 +9,7 @@ rt::entry!(main);
 
 fn main() -> rt::Result<()> {
     if rt::env::args().len() > 1 {
-        return Err(rt::Error::new("usage: poweroff"));
+        cmd::args::usage("poweroff");
     }
     let fd = fs::open("/dev/reboot", fs::OWRITE)?;
     io::write(fd, b"poweroff").map_err(|e| e.context("/dev/reboot"))?;

@@ -9,7 +9,7 @@ rt::entry!(main);
 
 fn main() -> rt::Result<()> {
     if rt::env::args().len() > 1 {
-        return Err(rt::Error::new("usage: reboot"));
+        cmd::args::usage("reboot");
     }
     let fd = fs::open("/dev/reboot", fs::OWRITE)?;
     io::write(fd, b"reboot").map_err(|e| e.context("/dev/reboot"))?;
