@@ -418,6 +418,75 @@ echo not reached
     );
 }
 
+/// The shape of DESIGN.md's fsvm, with stand-ins for the VM (a job reading its console from a
+/// pipe) and its 9P server (ramfs): started in the background, killed, it leaves nothing
+/// behind: no process, no mount, no `/srv` entry, no binding.
+#[test]
+fn shell_fsvm_shaped_script_cleans_up() {
+    let Some(mut m) = boot("sh-fsvm") else {
+        return;
+    };
+    write_file(
+        &mut m,
+        "/tmp/fsvm-sim",
+        r#"#!/bin/sh
+mnt=$1
+cd '#tmpfs'
+mkdir p
+bind '#pipe' p
+echo 'console=hvc0 fsvm.part=1' > cmdline
+{ read cmd; echo "vm got $cmd"; } < p/data1 > /tmp/vm.log &
+vm=$!
+ramfs -s fsvmsim
+mount -c /srv/fsvmsim $mnt
+echo hello > $mnt/file
+stop() {
+    sync $mnt
+    unmount $mnt
+    rm /srv/fsvmsim
+    echo SHUTDOWN > p/data
+    wait $vm
+    echo stopped $?
+    exit 0
+}
+trap stop TERM INT
+wait
+"#,
+    );
+    run(&mut m, "chmod +x /tmp/fsvm-sim");
+    let before_ns = run(&mut m, "ns | grep -c pipe");
+    assert_eq!(before_ns.trim(), "0");
+    run(&mut m, "/tmp/fsvm-sim /mnt > /tmp/fsvm.log &");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while run(&mut m, "ls /mnt") != "file\n" {
+        assert!(Instant::now() < deadline, "the mount never appeared");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(run(&mut m, "cat /mnt/file"), "hello\n");
+    let ps = run(&mut m, "ps");
+    let script = ps
+        .lines()
+        .find(|l| l.split(' ').nth(1) == Some("fsvm-sim") && l.ends_with(" 2"))
+        .unwrap_or_else(|| panic!("{ps}"));
+    let pid = script.split(' ').next().unwrap().to_string();
+    run(&mut m, &format!("kill {pid}"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ps = run(&mut m, "ps");
+        if !ps.contains("fsvm-sim") && !ps.contains("ramfs") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "left behind:\n{ps}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        run(&mut m, "cat /tmp/fsvm.log /tmp/vm.log"),
+        "stopped 0\nvm got SHUTDOWN\n"
+    );
+    assert_eq!(run(&mut m, "ls /mnt; ls /srv"), "");
+    assert_eq!(run(&mut m, "ns | grep -c pipe").trim(), "0");
+}
+
 #[test]
 fn shell_interactive_console() {
     let Some(mut m) = boot("sh-console") else {
