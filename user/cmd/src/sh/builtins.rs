@@ -641,7 +641,7 @@ impl Shell {
         let path = if file.contains('/') || file.starts_with('#') {
             file.clone()
         } else {
-            match self.find_program(file) {
+            match self.find_file(file, false) {
                 Ok(p) => p,
                 Err(_) => file.clone(),
             }
@@ -689,7 +689,8 @@ impl Shell {
             Ok(p) => p,
             Err(msg) => {
                 self.error(&msg);
-                return Err(Flow::Exit(Status { code: 127, msg }));
+                let code = super::exec::not_found_status(&msg);
+                return Err(Flow::Exit(Status { code, msg }));
             }
         };
         for fd in core::mem::take(&mut self.internal_fds) {

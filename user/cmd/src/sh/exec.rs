@@ -379,7 +379,7 @@ impl Shell {
             Err(msg) => {
                 self.error(&msg);
                 let st = Status {
-                    code: 127,
+                    code: not_found_status(&msg),
                     msg: format!("{}{msg}", self.prefix()),
                 };
                 return Ok(st);
@@ -498,11 +498,20 @@ impl Shell {
         }
     }
 
-    /// Where the program `name` is: a path as given, or the first match in `$PATH`.
+    /// Where the program `name` is: a path as given, or the first executable match in
+    /// `$PATH`.
     pub fn find_program(&self, name: &str) -> Result<String, String> {
+        self.find_file(name, true)
+    }
+
+    /// A path as given, or the first match in `$PATH` (executable ones only if `exec`).
+    pub fn find_file(&self, name: &str, exec: bool) -> Result<String, String> {
         if name.contains('/') || name.starts_with('#') {
             return match fs::stat(name) {
                 Ok(d) if d.mode & fs::DMDIR != 0 => Err(format!("{name}: file is a directory")),
+                Ok(d) if exec && d.mode & 0o100 == 0 => {
+                    Err(format!("{name}: {}", abi::errors::EPERM))
+                }
                 Ok(_) => Ok(String::from(name)),
                 Err(e) => Err(e.msg().to_string()),
             };
@@ -516,6 +525,7 @@ impl Shell {
             };
             if let Ok(d) = fs::stat(&candidate)
                 && d.mode & fs::DMDIR == 0
+                && (!exec || d.mode & 0o100 != 0)
             {
                 return Ok(candidate);
             }
@@ -705,6 +715,16 @@ impl Shell {
                 Err(format!("fork: {e}"))
             }
         }
+    }
+}
+
+/// `$?` for a command that could not be run: 127 if it was not found, 126 if it was but
+/// cannot be run (XCU §2.8.2).
+pub fn not_found_status(msg: &str) -> i32 {
+    if msg.ends_with(abi::errors::ENOTEXIST) {
+        127
+    } else {
+        126
     }
 }
 
