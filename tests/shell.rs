@@ -45,6 +45,15 @@ fn run(m: &mut Machine, line: &str) -> String {
         .unwrap_or_else(|e| panic!("running {line:?}: {e}"))
 }
 
+/// Types `line` and gives the command time to start (the shell has echoed the line and
+/// handed the console back to its line discipline, where ^C posts a note).
+fn start_foreground(m: &mut Machine, line: &str) {
+    m.send_line(line).unwrap();
+    m.wait_for(&format!("{line}\n"), TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(Duration::from_millis(500));
+}
+
 /// Writes `text` to `path` with a here-document typed at the prompt.
 fn write_file(m: &mut Machine, path: &str, text: &str) {
     let mut input = format!("cat > {path} <<'END_OF_FILE'\r");
@@ -493,8 +502,7 @@ fn shell_interactive_console() {
         return;
     };
     // ^C interrupts the foreground job, not the shell.
-    m.send_line("sleep 100").unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    start_foreground(&mut m, "sleep 100");
     let start = Instant::now();
     m.send(b"\x03").unwrap();
     let out = m
@@ -505,16 +513,14 @@ fn shell_interactive_console() {
     assert_eq!(out.trim(), "status 130");
     // A background job is not in the console's note group: ^C leaves it alone.
     run(&mut m, "sleep 100 &");
-    m.send_line("sleep 100").unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    start_foreground(&mut m, "sleep 100");
     m.send(b"\x03").unwrap();
     m.wait_prompt(TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     let ps = run(&mut m, "ps");
     assert_eq!(ps.matches(" sleep ").count(), 1, "{ps}");
     // ^C stops a loop the shell itself runs, and a loop of programs.
     for line in ["while true; do :; done", "while true; do sleep 1; done"] {
-        m.send_line(line).unwrap();
-        std::thread::sleep(Duration::from_millis(500));
+        start_foreground(&mut m, line);
         m.send(b"\x03").unwrap();
         m.wait_prompt(Duration::from_secs(20))
             .unwrap_or_else(|e| panic!("^C did not stop {line:?}: {e}"));
