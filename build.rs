@@ -137,7 +137,7 @@ fn build_user(root: &Path, os_dir: &Path) -> Vec<(String, PathBuf)> {
 /// `/bin`.
 fn pack_bootfs(os_dir: &Path, programs: &[(String, PathBuf)]) -> PathBuf {
     let mut archive = cpio::Writer::new();
-    for dir in ["bin", "dev", "env", "mnt", "n", "proc", "srv", "tmp"] {
+    for dir in ["bin", "dev", "env", "mnt", "n", "net", "proc", "srv", "tmp"] {
         archive.dir(dir);
     }
     for (name, path) in programs {

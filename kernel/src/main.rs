@@ -19,6 +19,7 @@ mod klog;
 mod ktest;
 mod mm;
 mod monitor;
+mod net;
 mod ns;
 mod panic;
 mod power;
@@ -70,6 +71,7 @@ extern "C" fn kmain(boot_magic: u32, boot_info: u32) -> ! {
     drivers::ata::probe();
 
     proc::sched::init();
+    net::init();
     if let Some(archive) = info.modules().first() {
         // SAFETY: The loader placed the module there; the frame allocator keeps its frames
         // reserved for good, and nothing writes to them.
@@ -124,6 +126,7 @@ pub fn boot_namespace() -> error::KResult<alloc::sync::Arc<ns::Namespace>> {
     bind_after("cons", &["dev"])?;
     bind_after("sd", &["dev"])?;
     bind("proc", &["proc"], abi::sys::bind::MREPL)?;
+    bind("ip", &["net"], abi::sys::bind::MREPL)?;
     bind(
         "srv",
         &["srv"],

@@ -217,7 +217,8 @@ impl Machine {
         cmd.args([
             "-machine", "q35", "-accel", "tcg", "-display", "none", "-monitor", "none",
         ])
-        .args(["-serial", "stdio", "-no-reboot", "-nic", "none"])
+        .args(["-serial", "stdio", "-no-reboot"])
+        .args(["-nic", "user,model=virtio-net-pci"])
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
         .args(["-cpu", cfg.cpu.as_deref().unwrap_or("max")])
         .args(["-smp", &cfg.smp.to_string(), "-m", &cfg.mem_mib.to_string()]);

@@ -2,6 +2,7 @@
 
 pub mod arch;
 pub mod cons;
+pub mod ip;
 pub mod mnt;
 pub mod pipe;
 pub mod procdev;

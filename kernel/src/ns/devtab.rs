@@ -5,7 +5,7 @@ use crate::error::KResult;
 use abi::errors::ENOATTACH;
 
 /// Every device, by name.
-static DEVICES: [&'static dyn Dev; 8] = [
+static DEVICES: [&'static dyn Dev; 9] = [
     &crate::dev::root::ROOT,
     &crate::dev::cons::CONS,
     &crate::dev::pipe::PIPE,
@@ -14,6 +14,7 @@ static DEVICES: [&'static dyn Dev; 8] = [
     &crate::dev::procdev::PROC,
     &crate::dev::srv::SRV,
     &crate::dev::sd::SD,
+    &crate::dev::ip::IP,
 ];
 
 fn devices() -> &'static [&'static dyn Dev] {

@@ -3,7 +3,7 @@
 //! - `_start` takes the stack the kernel built (`argc`, `argv`, `envp`), sets up the heap and
 //!   calls the program's `main` (declared with [`entry!`]); an `Err` from `main` is printed and
 //!   becomes the exit string.
-//! - [`sys`]: the raw system calls; [`io`], [`fs`], [`process`], [`thread`], [`notes`]: the
+//! - [`sys`]: the raw system calls; [`io`], [`fs`], [`net`], [`process`], [`thread`], [`notes`]: the
 //!   safe wrappers, which turn failures into [`Error`] values carrying the kernel's message.
 
 #![no_std]
@@ -13,6 +13,7 @@ extern crate alloc;
 pub mod env;
 pub mod fs;
 pub mod io;
+pub mod net;
 pub mod notes;
 pub mod process;
 pub mod sync;
