@@ -51,6 +51,38 @@ pub fn read_file(
     }
 }
 
+/// For a script (`#!INTERPRETER [ARG]` on its first line), the interpreter and the arguments
+/// to start it with: `INTERPRETER [ARG] PATH argv[1..]`. An interpreter must itself be a
+/// program, not another script.
+fn interpreter(file: &[u8], path: &str, argv: &[String]) -> KResult<Option<(String, Vec<String>)>> {
+    let Some(rest) = file.strip_prefix(b"#!") else {
+        return Ok(None);
+    };
+    let line = rest.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    if line.len() >= 256 || rest.len() == line.len() && rest.len() >= 256 {
+        return Err(EBADEXEC.into());
+    }
+    let line = core::str::from_utf8(line).map_err(|_| EBADEXEC)?;
+    let mut words = line.split_whitespace();
+    let interpreter = words.next().ok_or(EBADEXEC)?;
+    if interpreter.starts_with("#!") {
+        return Err(EBADEXEC.into());
+    }
+    let mut new_argv = alloc::vec![String::from(interpreter)];
+    // One optional argument, the rest of the line (as Linux and Plan 9 do).
+    let arg = line
+        .trim_start()
+        .strip_prefix(interpreter)
+        .map(str::trim)
+        .unwrap_or("");
+    if !arg.is_empty() {
+        new_argv.push(String::from(arg));
+    }
+    new_argv.push(String::from(path));
+    new_argv.extend(argv.iter().skip(1).cloned());
+    Ok(Some((String::from(interpreter), new_argv)))
+}
+
 /// Loads the program at `path` into the empty address space `space` and sets `frame` to start
 /// it. Returns the program's name (the last element of `argv[0]`, or of the path).
 pub fn load(
@@ -66,8 +98,35 @@ pub fn load(
     if argv.len() + envp.len() > MAXARGS || total > MAXARGBYTES {
         return Err(ETOOLONG.into());
     }
+    // The process is named after what was run: the script, not its interpreter.
+    let name = argv.first().map_or(path, String::as_str);
+    let name = String::from(name.rsplit('/').next().unwrap_or(name));
     let file = read_file(ns, dot, path, OEXEC, MAX_IMAGE)?;
-    let image = elf::parse(&file)?;
+    if let Some((interpreter, argv)) = interpreter(&file, path, argv)? {
+        let file = read_file(ns, dot, &interpreter, OEXEC, MAX_IMAGE)?;
+        if file.starts_with(b"#!") {
+            return Err(EBADEXEC.into()); // an interpreter must be a program
+        }
+        load_elf(&file, space, &argv, envp, frame)?;
+        return Ok(name);
+    }
+    load_elf(&file, space, argv, envp, frame)?;
+    Ok(name)
+}
+
+/// Loads the ELF executable `file` with its arguments.
+fn load_elf(
+    file: &[u8],
+    space: &SharedSpace,
+    argv: &[String],
+    envp: &[String],
+    frame: &mut TrapFrame,
+) -> KResult<()> {
+    let total: usize = argv.iter().chain(envp).map(|s| s.len() + 1).sum();
+    if argv.len() + envp.len() > MAXARGS || total > MAXARGBYTES {
+        return Err(ETOOLONG.into());
+    }
+    let image = elf::parse(file)?;
     let mut s = space.lock();
     let ranges = elf::page_ranges(&image);
     for &(start, end, prot) in &ranges {
@@ -129,6 +188,5 @@ pub fn load(
         rdi: sp,
         ..TrapFrame::default()
     };
-    let name = argv.first().map_or(path, String::as_str);
-    Ok(String::from(name.rsplit('/').next().unwrap_or(name)))
+    Ok(())
 }

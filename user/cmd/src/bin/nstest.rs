@@ -502,11 +502,50 @@ fn disk_raw_io() -> Check {
     Ok(())
 }
 
+/// Scripts run through their `#!` interpreter; files that are neither fail cleanly.
+fn exec_scripts_and_bad_images() -> Check {
+    let run = |path: &str| -> rt::Result<String> {
+        let pid = process::spawn(path, &[String::from(path), String::from("extra")])?;
+        Ok(process::wait_for(pid)?.0.msg)
+    };
+    let write_exec = |path: &str, body: &[u8]| -> Check {
+        let fd = fs::create(path, OWRITE, 0o755)?;
+        io::write(fd, body)?;
+        io::close(fd)
+    };
+    write_exec("/tmp/script", b"#!/bin/ptest exit-with\necho not reached\n")?;
+    let msg = run("/tmp/script")?;
+    ensure!(
+        msg == "/tmp/script",
+        "the interpreter got the wrong arguments: {msg:?}"
+    );
+    write_exec("/tmp/junk", b"\x7fELF but not really")?;
+    let msg = run("/tmp/junk")?;
+    ensure!(msg.contains("exec header invalid"), "junk image: {msg:?}");
+    write_exec("/tmp/script2", b"#!/tmp/script\n")?;
+    let msg = run("/tmp/script2")?;
+    ensure!(
+        msg.contains("exec header invalid"),
+        "script as interpreter: {msg:?}"
+    );
+    write_exec("/tmp/script3", b"#!/no/such/interpreter\n")?;
+    let msg = run("/tmp/script3")?;
+    ensure!(
+        msg.contains("does not exist"),
+        "missing interpreter: {msg:?}"
+    );
+    for f in ["/tmp/script", "/tmp/junk", "/tmp/script2", "/tmp/script3"] {
+        fs::remove(f)?;
+    }
+    Ok(())
+}
+
 /// A named case.
 type Case = (&'static str, fn() -> Check);
 
 const CASES: &[Case] = &[
     ("disk_raw_io", disk_raw_io),
+    ("exec_scripts_and_bad_images", exec_scripts_and_bad_images),
     ("tmpfs_files_and_directories", tmpfs_files_and_directories),
     ("tmpfs_many_files", tmpfs_many_files),
     ("tmpfs_64_mib_file", tmpfs_64_mib_file),
