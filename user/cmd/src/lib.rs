@@ -4,6 +4,7 @@
 //! - [`output`]: buffered standard output, and ending a command that failed.
 //! - [`input`]: reading operands (`-` is standard input) in chunks or whole.
 //! - [`files`]: copying files and trees, path names.
+//! - [`testkit`]: running the cases of the system-check programs.
 //!
 //! The pure parts (regular expressions, SHA-256, dates, `test`, signals) live in the `shell`
 //! crate, where they are tested on the host.
@@ -16,3 +17,4 @@ pub mod args;
 pub mod files;
 pub mod input;
 pub mod output;
+pub mod testkit;

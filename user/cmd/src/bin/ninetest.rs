@@ -12,28 +12,10 @@ use rt::string::String;
 use rt::vec::Vec;
 use rt::{format, io, println, vec};
 
+use cmd::ensure;
+use cmd::testkit::{self, Check, FNV_START, expect_err, fnv};
+
 rt::entry!(main);
-
-type Check = rt::Result<()>;
-
-macro_rules! ensure {
-    ($cond:expr, $($msg:tt)*) => {
-        if !$cond {
-            return Err(rt::Error(format!($($msg)*)));
-        }
-    };
-}
-
-fn expect_err<T: core::fmt::Debug>(what: &str, r: rt::Result<T>, want: &str) -> Check {
-    match r {
-        Ok(v) => Err(rt::Error(format!("{what}: succeeded ({v:?})"))),
-        Err(e) if e.msg().contains(want) => Ok(()),
-        Err(e) => Err(rt::Error(format!(
-            "{what}: {:?}, expected {want:?}",
-            e.msg()
-        ))),
-    }
-}
 
 fn write_file(path: &str, data: &[u8]) -> Check {
     let fd = fs::create(path, OWRITE, 0o644)?;
@@ -42,11 +24,6 @@ fn write_file(path: &str, data: &[u8]) -> Check {
         done += io::write(fd, &data[done..])?;
     }
     io::close(fd)
-}
-
-fn fnv(h: u64, data: &[u8]) -> u64 {
-    data.iter()
-        .fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
 
 /// Starts ramfs as a child of ours (so we can kill it) serving on a pipe, mounts it on `dir`
@@ -147,13 +124,13 @@ fn sixteen_mib_and_two_readers() -> Check {
         let data: Vec<u8> = (0..16u32 << 20)
             .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
             .collect();
-        let want = fnv(0xcbf2_9ce4_8422_2325, &data);
+        let want = fnv(FNV_START, &data);
         write_file(&path, &data)?;
         drop(data);
         let read_sum = |path: &str| -> rt::Result<u64> {
             let fd = fs::open(path, OREAD)?;
             let mut buf = vec![0u8; 256 * 1024];
-            let mut h = 0xcbf2_9ce4_8422_2325;
+            let mut h = FNV_START;
             loop {
                 let n = io::read(fd, &mut buf)?;
                 if n == 0 {
@@ -316,10 +293,7 @@ fn bench() -> Check {
     }
 }
 
-/// A named case.
-type Case = (&'static str, fn() -> Check);
-
-const CASES: &[Case] = &[
+const CASES: &[testkit::Case] = &[
     ("files_through_a_mount", files_through_a_mount),
     ("sixteen_mib_and_two_readers", sixteen_mib_and_two_readers),
     ("server_killed_mid_read", server_killed_mid_read),
@@ -327,30 +301,9 @@ const CASES: &[Case] = &[
 ];
 
 fn main() -> rt::Result<()> {
-    let args: Vec<&str> = rt::env::args()[1..].iter().map(String::as_str).collect();
-    if args == ["bench"] {
+    let args = &rt::env::args()[1..];
+    if args.len() == 1 && args[0] == "bench" {
         return bench();
     }
-    let (mut passed, mut failed) = (0, 0);
-    for (name, case) in CASES {
-        if !args.is_empty() && !args.contains(name) {
-            continue;
-        }
-        match case() {
-            Ok(()) => {
-                passed += 1;
-                println!("ninetest {name} ... ok");
-            }
-            Err(e) => {
-                failed += 1;
-                println!("ninetest {name} ... FAILED: {e}");
-            }
-        }
-    }
-    println!("ninetest: {passed} passed, {failed} failed");
-    if failed > 0 {
-        Err(rt::Error(format!("{failed} failed")))
-    } else {
-        Ok(())
-    }
+    testkit::run("ninetest", CASES, args)
 }

@@ -11,17 +11,10 @@ use rt::string::String;
 use rt::vec::Vec;
 use rt::{format, io, println, vec};
 
+use cmd::ensure;
+use cmd::testkit::{self, Check, FNV_START, expect_err, fnv};
+
 rt::entry!(main);
-
-type Check = rt::Result<()>;
-
-macro_rules! ensure {
-    ($cond:expr, $($msg:tt)*) => {
-        if !$cond {
-            return Err(rt::Error(format!($($msg)*)));
-        }
-    };
-}
 
 fn write_file(path: &str, data: &[u8]) -> Check {
     let fd = fs::create(path, OWRITE, 0o644)?;
@@ -36,17 +29,6 @@ fn names(path: &str) -> rt::Result<Vec<String>> {
         .into_iter()
         .map(|d| String::from(d.name.as_ref()))
         .collect())
-}
-
-fn expect_err<T: core::fmt::Debug>(what: &str, r: rt::Result<T>, want: &str) -> Check {
-    match r {
-        Ok(v) => Err(rt::Error(format!("{what}: succeeded ({v:?})"))),
-        Err(e) if e.msg().contains(want) => Ok(()),
-        Err(e) => Err(rt::Error(format!(
-            "{what}: {:?}, expected {want:?}",
-            e.msg()
-        ))),
-    }
 }
 
 /// A scratch tmpfs in a private namespace: `body` runs in a child with its own namespace.
@@ -157,17 +139,11 @@ fn tmpfs_many_files() -> Check {
     Ok(())
 }
 
-/// FNV-1a over data.
-fn fnv(h: u64, data: &[u8]) -> u64 {
-    data.iter()
-        .fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
-}
-
 fn tmpfs_64_mib_file() -> Check {
     let path = "/tmp/nstest-big";
     const MIB: usize = 1 << 20;
     let fd = fs::create(path, ORDWR, 0o644)?;
-    let mut written = 0xcbf2_9ce4_8422_2325;
+    let mut written = FNV_START;
     let mut block = vec![0u8; MIB];
     for i in 0..64u32 {
         for (j, b) in block.iter_mut().enumerate() {
@@ -179,7 +155,7 @@ fn tmpfs_64_mib_file() -> Check {
     io::close(fd)?;
     ensure!(fs::stat(path)?.length == 64 * MIB as u64, "length");
     let fd = fs::open(path, OREAD)?;
-    let mut read = 0xcbf2_9ce4_8422_2325;
+    let mut read = FNV_START;
     let mut total = 0;
     loop {
         let n = io::read(fd, &mut block)?;
@@ -481,7 +457,7 @@ fn disk_raw_io() -> Check {
         ensure!(n > 0, "early end of disk");
         got += n;
     }
-    let sum = |d: &[u8]| fnv(0xcbf2_9ce4_8422_2325, d);
+    let sum = |d: &[u8]| fnv(FNV_START, d);
     ensure!(
         sum(&back) == sum(&pattern),
         "checksum after write and read back"
@@ -540,10 +516,7 @@ fn exec_scripts_and_bad_images() -> Check {
     Ok(())
 }
 
-/// A named case.
-type Case = (&'static str, fn() -> Check);
-
-const CASES: &[Case] = &[
+const CASES: &[testkit::Case] = &[
     ("disk_raw_io", disk_raw_io),
     ("exec_scripts_and_bad_images", exec_scripts_and_bad_images),
     ("tmpfs_files_and_directories", tmpfs_files_and_directories),
@@ -562,27 +535,5 @@ const CASES: &[Case] = &[
 ];
 
 fn main() -> rt::Result<()> {
-    let only: Vec<&str> = rt::env::args()[1..].iter().map(String::as_str).collect();
-    let (mut passed, mut failed) = (0, 0);
-    for (name, case) in CASES {
-        if !only.is_empty() && !only.contains(name) {
-            continue;
-        }
-        match case() {
-            Ok(()) => {
-                passed += 1;
-                println!("nstest {name} ... ok");
-            }
-            Err(e) => {
-                failed += 1;
-                println!("nstest {name} ... FAILED: {e}");
-            }
-        }
-    }
-    println!("nstest: {passed} passed, {failed} failed");
-    if failed > 0 {
-        Err(rt::Error(format!("{failed} failed")))
-    } else {
-        Ok(())
-    }
+    testkit::run("nstest", CASES, &rt::env::args()[1..])
 }

@@ -13,19 +13,12 @@ use rt::string::String;
 use rt::sync::Mutex;
 use rt::sys::call;
 use rt::vec::Vec;
-use rt::{format, fs, io, println, thread, vec};
+use rt::{format, fs, io, println, thread};
+
+use cmd::ensure;
+use cmd::testkit::{self, Check};
 
 rt::entry!(main);
-
-type Check = rt::Result<()>;
-
-macro_rules! ensure {
-    ($cond:expr, $($msg:tt)*) => {
-        if !$cond {
-            return Err(rt::Error(format!($($msg)*)));
-        }
-    };
-}
 
 fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| String::from(*s)).collect()
@@ -442,10 +435,7 @@ fn processes_free_everything() -> Check {
     Ok(())
 }
 
-/// A named case.
-type Case = (&'static str, fn() -> Check);
-
-const CASES: &[Case] = &[
+const CASES: &[testkit::Case] = &[
     ("fork_exec_await", fork_exec_await),
     ("threads_share_memory", threads_share_memory),
     ("note_interrupts_sleep", note_interrupts_sleep),
@@ -464,28 +454,5 @@ fn main() -> rt::Result<()> {
     if argv.get(1).map(String::as_str) == Some("exit-with") {
         process::exits(argv.get(2).map_or("", String::as_str));
     }
-    let only: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
-    let (mut passed, mut failed) = (0, 0);
-    for (name, case) in CASES {
-        if !only.is_empty() && !only.contains(name) {
-            continue;
-        }
-        match case() {
-            Ok(()) => {
-                passed += 1;
-                println!("ptest {name} ... ok");
-            }
-            Err(e) => {
-                failed += 1;
-                println!("ptest {name} ... FAILED: {e}");
-            }
-        }
-    }
-    println!("ptest: {passed} passed, {failed} failed");
-    let _ = vec![0u8; 0];
-    if failed > 0 {
-        Err(rt::Error(format!("{failed} failed")))
-    } else {
-        Ok(())
-    }
+    testkit::run("ptest", CASES, &argv[1..])
 }

@@ -1,0 +1,70 @@
+//! What the system-check programs (`ptest`, `nstest`, `ninetest`, ...) share: named cases run
+//! in order, one line each, and a closing `NAME: N passed, M failed` that the boot tests look
+//! for; `ensure!` and expected-error checks; a checksum for data read back.
+
+use alloc::string::String;
+use rt::println;
+
+/// The result of one case.
+pub type Check = rt::Result<()>;
+
+/// A named case.
+pub type Case = (&'static str, fn() -> Check);
+
+/// Fails the case with a message unless the condition holds.
+#[macro_export]
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)*) => {
+        if !$cond {
+            return Err(rt::Error(rt::format!($($msg)*)));
+        }
+    };
+}
+
+/// Checks that `r` failed with an error containing `want`.
+pub fn expect_err<T: core::fmt::Debug>(what: &str, r: rt::Result<T>, want: &str) -> Check {
+    match r {
+        Ok(v) => Err(rt::Error(rt::format!("{what}: succeeded ({v:?})"))),
+        Err(e) if e.msg().contains(want) => Ok(()),
+        Err(e) => Err(rt::Error(rt::format!(
+            "{what}: {:?}, expected {want:?}",
+            e.msg()
+        ))),
+    }
+}
+
+/// FNV-1a over `data`, continuing from `h` (start with [`FNV_START`]).
+pub fn fnv(h: u64, data: &[u8]) -> u64 {
+    data.iter()
+        .fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
+/// The FNV-1a offset basis.
+pub const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Runs the cases named in `only` (all if empty), printing one line each and the summary;
+/// fails if any case failed.
+pub fn run(program: &str, cases: &[Case], only: &[String]) -> rt::Result<()> {
+    let (mut passed, mut failed) = (0, 0);
+    for (name, case) in cases {
+        if !only.is_empty() && !only.iter().any(|o| o == name) {
+            continue;
+        }
+        match case() {
+            Ok(()) => {
+                passed += 1;
+                println!("{program} {name} ... ok");
+            }
+            Err(e) => {
+                failed += 1;
+                println!("{program} {name} ... FAILED: {e}");
+            }
+        }
+    }
+    println!("{program}: {passed} passed, {failed} failed");
+    if failed > 0 {
+        Err(rt::Error(rt::format!("{failed} failed")))
+    } else {
+        Ok(())
+    }
+}
