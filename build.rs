@@ -1,6 +1,8 @@
 //! Builds the OS the launcher boots and the boot tests drive: the kernel for
 //! `x86_64-unknown-none` and the boot archive, under `<target>/os/`. Their paths reach the
-//! launcher and tests as `TERN_KERNEL` and `TERN_BOOTFS`.
+//! launcher and tests as `TERN_KERNEL` and `TERN_BOOTFS`. The boot archive holds the user
+//! programs in `/bin` and the Linux filesystem VM (built by `guest-image`, cached outside the
+//! work tree: the first build takes about five minutes) in `/lib/fsvm`.
 //!
 //! The kernel is a separate `cargo build` with its own target directory (a nested build in the
 //! same directory would wait forever on the outer build's lock), always in release mode: it
@@ -25,14 +27,27 @@ fn main() {
         .expect("OUT_DIR is inside the target directory");
     let os_dir = target_dir.join("os");
 
-    for dir in ["kernel", "lib", "user", "Cargo.lock", "rust-toolchain.toml"] {
+    for dir in [
+        "kernel",
+        "lib",
+        "user",
+        "guest",
+        "Cargo.lock",
+        "rust-toolchain.toml",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
 
     ensure_targets(&root);
     let kernel = build_kernel(&root, &os_dir);
     let programs = build_user(&root, &os_dir);
-    let bootfs = pack_bootfs(&os_dir, &programs);
+    let guest = guest_image::build(&guest_image::Options::default())
+        .unwrap_or_else(|e| panic!("building the Linux guest: {e}"));
+    let files = [
+        ("lib/fsvm/bzImage", guest.bz_image),
+        ("lib/fsvm/initramfs", guest.initramfs),
+    ];
+    let bootfs = pack_bootfs(&os_dir, &programs, &files);
     println!("cargo:rustc-env=TERN_KERNEL={}", kernel.display());
     println!("cargo:rustc-env=TERN_BOOTFS={}", bootfs.display());
     println!("cargo:rustc-env=TERN_OS_DIR={}", os_dir.display());
@@ -133,19 +148,44 @@ fn build_user(root: &Path, os_dir: &Path) -> Vec<(String, PathBuf)> {
     programs
 }
 
-/// The boot archive (`#root`): the directories of the boot namespace and the programs in
-/// `/bin`.
-fn pack_bootfs(os_dir: &Path, programs: &[(String, PathBuf)]) -> PathBuf {
+/// The boot archive (`#root`): the directories of the boot namespace, the programs in `/bin`
+/// and other read-only files (archive path, host path).
+fn pack_bootfs(
+    os_dir: &Path,
+    programs: &[(String, PathBuf)],
+    files: &[(&str, PathBuf)],
+) -> PathBuf {
     let mut archive = cpio::Writer::new();
-    for dir in ["bin", "dev", "env", "mnt", "n", "net", "proc", "srv", "tmp"] {
+    let dirs = [
+        "bin", "dev", "env", "lib", "lib/fsvm", "mnt", "n", "net", "proc", "srv", "tmp",
+    ];
+    for dir in dirs {
         archive.dir(dir);
+    }
+    for (name, path) in files {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        archive.add(name, cpio::S_IFREG | 0o444, mtime(path), &bytes);
     }
     for (name, path) in programs {
         let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        archive.file(&format!("bin/{name}"), 0o755, &bytes);
+        archive.add(
+            &format!("bin/{name}"),
+            cpio::S_IFREG | 0o755,
+            mtime(path),
+            &bytes,
+        );
     }
     let path = os_dir.join("bootfs.cpio");
     std::fs::create_dir_all(os_dir).expect("create the OS output directory");
     std::fs::write(&path, archive.finish()).expect("write the boot archive");
     path
+}
+
+/// A file's modification time in seconds since the epoch (0 if unknown).
+fn mtime(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as u32)
 }
