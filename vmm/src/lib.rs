@@ -9,6 +9,7 @@
 //! - [`bus`] and [`irq`]: decoded MMIO accesses dispatched to devices, and interrupt lines out.
 //! - [`virtio`]: the virtio-mmio transport, split virtqueues, and the blk, console and net devices.
 //! - [`config`]: the VM configuration parsed from `vmrunkernel` arguments and option files.
+//! - [`nat`]: the NAT behind virtio-net: the router the guest sees, and TCP port forwards.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -20,6 +21,7 @@ pub mod layout;
 pub mod linux;
 pub mod memory;
 pub mod mptable;
+pub mod nat;
 pub mod virtio;
 mod wire;
 
