@@ -458,6 +458,11 @@ impl Nat {
         Ok(self.flow(id)?.kind)
     }
 
+    /// Events are waiting for [`Nat::next_event`] (some may turn out stale: released flows).
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// The next flow that became readable or writable or changed state, oldest first; `None`
     /// when there is none. Events are produced by [`Nat::poll`].
     pub fn next_event(&mut self) -> Option<FlowEvent> {

@@ -842,3 +842,136 @@ fn bad_configurations_are_refused_by_new() {
         "nat: router_mac must be a unicast, non-zero MAC"
     );
 }
+
+/// The glue `vmrunkernel` will have: the NAT as the backend of a virtio-net card, driven by a
+/// fake driver. An ARP request goes out through the transmit queue and its answer comes back
+/// through the receive queue behind a `virtio_net_hdr`.
+#[test]
+fn through_the_virtio_net_card() {
+    use crate::irq::FakeIrqLine;
+    use crate::memory::{FakeGuestMemory, GuestMemory};
+    use crate::virtio::device_id;
+    use crate::virtio::fake_driver::FakeDriver;
+    use crate::virtio::features::VIRTIO_F_VERSION_1;
+    use crate::virtio::mmio::MmioTransport;
+    use crate::virtio::net::{HEADER_LEN, Net, RECEIVEQ, TRANSMITQ, VIRTIO_NET_F_MAC};
+
+    let mem = Arc::new(FakeGuestMemory::with_size(0x40_0000));
+    let nat = Nat::new(NatConfig::default()).expect("nat");
+    let mut t = MmioTransport::new(
+        Net::new(nat, guest::GUEST_MAC, false),
+        mem.clone(),
+        Arc::new(FakeIrqLine::default()),
+    );
+    let mut d = FakeDriver::new(mem.clone());
+    d.bring_up(
+        &mut t,
+        device_id::NET,
+        VIRTIO_F_VERSION_1 | VIRTIO_NET_F_MAC,
+        2,
+        64,
+    );
+
+    let arp = arp_request(DEFAULT_ROUTER_IP);
+    let (h, f) = (d.alloc(HEADER_LEN as u64), d.alloc(arp.len() as u64));
+    mem.write(f, &arp).expect("write");
+    d.queues[1].add(
+        &*mem,
+        &[(h, HEADER_LEN as u32, false), (f, arp.len() as u32, false)],
+    );
+    d.notify(&mut t, TRANSMITQ as u32);
+    // The vCPU thread's turn: poll the NAT after the queue, then deliver.
+    let nat = t.device_mut().backend_mut();
+    assert_eq!(nat.poll(0), None, "nothing timed is pending");
+    assert!(nat.has_frames_for_guest());
+    let rx = d.alloc(1526);
+    d.queues[0].add(&*mem, &[(rx, 1526, true)]);
+    d.notify(&mut t, RECEIVEQ as u32);
+    let used = d.queues[0].take_used(&*mem);
+    assert_eq!(used.len(), 1);
+    let len = used[0].1 as usize;
+    let mut got = vec![0u8; len];
+    mem.read(rx, &mut got).expect("read");
+    let eth = EthernetFrame::new_checked(&got[HEADER_LEN..]).expect("eth");
+    assert_eq!(eth.src_addr().0, DEFAULT_ROUTER_MAC);
+    assert_eq!(eth.dst_addr().0, guest::GUEST_MAC);
+    let stats = t.device().backend().stats();
+    assert_eq!((stats.frames_from_guest, stats.frames_to_guest), (1, 1));
+}
+
+#[test]
+fn timeouts_fire_exactly_at_the_edge() {
+    // Connect timeout: counted from the first poll after open_forward, not from the stale clock.
+    let mut w = World::fsvm(1);
+    w.nat.poll(5_000);
+    w.wire_up = false;
+    let id = w.nat.open_forward(NINEP).expect("open");
+    w.nat.poll(7_000);
+    w.nat.poll(7_000 + DEFAULT_CONNECT_TIMEOUT_MS - 1);
+    assert_eq!(w.nat.state(id), Ok(FlowState::Connecting));
+    w.nat.poll(7_000 + DEFAULT_CONNECT_TIMEOUT_MS);
+    assert_eq!(
+        w.nat.state(id),
+        Ok(FlowState::Reset(ResetReason::ConnectTimeout))
+    );
+
+    // Idle timeout: counted from the last segment heard from the guest.
+    let idle = 8_000;
+    let mut w = World::new(NatConfig {
+        idle_timeout_ms: idle,
+        ..NatConfig::default()
+    });
+    w.guest.listen(NINEP, 1);
+    let (id, h) = connect(&mut w);
+    w.run_for(100);
+    w.guest.socket(h).send_slice(b"x").expect("send");
+    w.exchange();
+    let heard = w.now;
+    w.wire_up = false;
+    for t in [heard + 1, heard + idle / 2, heard + idle - 1] {
+        w.nat.poll(t);
+        while w.nat.frame_for_guest().is_some() {}
+        assert_eq!(
+            w.nat.state(id),
+            Ok(FlowState::Established),
+            "at +{}",
+            t - heard
+        );
+    }
+    w.nat.poll(heard + idle);
+    assert_eq!(
+        w.nat.state(id),
+        Ok(FlowState::Reset(ResetReason::IdleTimeout))
+    );
+}
+
+#[test]
+fn smallest_buffers_still_carry_data() {
+    const N: usize = 200 * 1024;
+    let mut w = World::new(NatConfig {
+        guest_to_host_buffer: MIN_BUFFER,
+        host_to_guest_buffer: MIN_BUFFER,
+        ..NatConfig::default()
+    });
+    w.guest.listen(NINEP, 1);
+    let (id, h) = connect(&mut w);
+    let data = pattern(N, 7);
+    let (mut sent, mut echoed, mut at_guest) = (0, Vec::new(), Vec::new());
+    assert!(w.run_until(60_000, |w| {
+        if sent < N
+            && let Ok(n) = w.nat.send(id, &data[sent..])
+        {
+            assert!(n <= MIN_BUFFER);
+            sent += n;
+        }
+        guest_read(w, h, &mut at_guest);
+        let s = w.guest.socket(h);
+        if !at_guest.is_empty() && s.can_send() {
+            let n = s.send_slice(&at_guest).expect("echo");
+            at_guest.drain(..n);
+        }
+        host_read(w, id, &mut echoed).expect("read");
+        echoed.len() == N
+    }));
+    assert_eq!(echoed, data);
+}
