@@ -78,7 +78,18 @@ fn qemu_loopback_tcp() {
     assert!(ifcs.contains("lo addr 127.0.0.1/8"), "{ifcs}");
     assert!(ifcs.contains("eth0 addr 10.0.2.15/24"), "{ifcs}");
     let out = nettest(&mut m, "", TIMEOUT);
-    assert!(out.contains("nettest: 8 passed, 0 failed"), "{out}");
+    assert!(out.contains("nettest: 9 passed, 0 failed"), "{out}");
+    // Every conversation was freed by its last close.
+    let convs = m
+        .run("ls /net/tcp", TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(convs.contains("clone"), "ls /net/tcp printed:\n{convs}");
+    assert!(
+        !convs
+            .lines()
+            .any(|l| !l.trim().is_empty() && l.trim().bytes().all(|b| b.is_ascii_digit())),
+        "conversations left over:\n{convs}"
+    );
     // The benchmark prints its figures (checked for shape, not speed).
     let bench = m
         .run("nettest bench", TIMEOUT)

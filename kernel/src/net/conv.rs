@@ -29,8 +29,10 @@ use smoltcp::socket::tcp::{self, Socket, State};
 const BUFFER: usize = 128 * 1024;
 /// Listening sockets kept ready per interface per announcement.
 const LISTEN_POOL: usize = 2;
-/// Calls (half-open or waiting for `listen`) an announcement holds at most.
+/// Calls an announcement lets complete before `listen` takes them.
 const BACKLOG: usize = 32;
+/// Callers an announcement keeps waiting beyond that; more are refused.
+const MAX_PAUSED: usize = 32;
 /// How long `connect` waits for the other side.
 const CONNECT_TIMEOUT_NS: u64 = 30_000_000_000;
 /// How long a closed connection may take to finish its handshake before it is reset.
@@ -67,6 +69,8 @@ struct Tcp {
 struct Pending {
     ifc: usize,
     handle: SocketHandle,
+    /// Its SYN-ACK is held back until the announcement has room.
+    paused: bool,
 }
 
 /// An announcement's listening sockets and calls.
@@ -316,7 +320,10 @@ impl Stack {
 
     /// Moves announcements' sockets along: listening sockets that took a SYN become embryos,
     /// embryos that are established become incoming calls, dead ones are dropped, and the
-    /// pools are refilled. `only` limits the work to one interface.
+    /// pools are refilled. With `BACKLOG` calls already held, a new embryo is paused (its
+    /// SYN-ACK held back, the caller waiting) until `listen` makes room, as a full accept
+    /// queue makes callers wait elsewhere rather than be refused. `only` limits the work to
+    /// one interface.
     pub(super) fn tend_listeners(&mut self, only: Option<usize>) {
         let ifcs = &mut self.ifcs;
         for st in self.convs.values_mut() {
@@ -346,8 +353,9 @@ impl Stack {
                     State::SynReceived => i += 1,
                     // A reset in SYN-RECEIVED puts the socket back to listening.
                     State::Listen => {
+                        s.pause_synack(false);
                         a.embryos.swap_remove(i);
-                        a.listening.push(p);
+                        a.listening.push(Pending { paused: false, ..p });
                     }
                     State::Closed | State::TimeWait => {
                         a.embryos.swap_remove(i);
@@ -359,16 +367,27 @@ impl Stack {
                     }
                 }
             }
+            // Let embryos answer while there is room, in arrival order; hold back the rest.
+            let mut held = a.incoming.len();
+            for p in &mut a.embryos {
+                let pause = held >= BACKLOG;
+                if p.paused != pause {
+                    p.paused = pause;
+                    ifcs[p.ifc]
+                        .sockets
+                        .get_mut::<Socket>(p.handle)
+                        .pause_synack(pause);
+                }
+                held += usize::from(!pause);
+            }
+            let paused = a.embryos.iter().filter(|p| p.paused).count();
             for &ifc in &a.ifcs {
                 if only.is_some_and(|o| o != ifc) {
                     continue;
                 }
-                loop {
-                    let here = a.listening.iter().filter(|p| p.ifc == ifc).count();
-                    let held = a.listening.len() + a.embryos.len() + a.incoming.len();
-                    if here >= LISTEN_POOL || held >= BACKLOG {
-                        break;
-                    }
+                while paused < MAX_PAUSED
+                    && a.listening.iter().filter(|p| p.ifc == ifc).count() < LISTEN_POOL
+                {
                     let mut s = new_socket();
                     let at = smoltcp::wire::IpListenEndpoint {
                         addr: a.spec.addr.map(Into::into),
@@ -379,7 +398,11 @@ impl Stack {
                         break;
                     }
                     let handle = ifcs[ifc].sockets.add(s);
-                    a.listening.push(Pending { ifc, handle });
+                    a.listening.push(Pending {
+                        ifc,
+                        handle,
+                        paused: false,
+                    });
                 }
             }
         }

@@ -276,7 +276,7 @@ extern "C" fn poller_main(_arg: usize) -> ! {
             let moved = s.pump();
             let (next, busy) = s.next_poll(crate::time::uptime_ns());
             let woken = if moved { s.conv_handles() } else { Vec::new() };
-            (next, busy, woken)
+            (next, busy || moved, woken)
         });
         let Ok((next, busy, woken)) = step else {
             sched::exit_current()
@@ -287,7 +287,10 @@ extern "C" fn poller_main(_arg: usize) -> ! {
         if busy {
             // Give the CPU to whoever is ready, then look again.
             sched::schedule();
-        } else if next > now {
+        } else {
+            // Nothing moved: sleep even if smoltcp asks to be polled now (a socket holding
+            // back its SYN-ACK does), so the kernel, which is not preempted, never spins here.
+            let next = next.max(now + IDLE_POLL_NS);
             let _ =
                 POLLER.wait_deadline(Some(next), || POLLER_KICKED.swap(false, Ordering::AcqRel));
         }

@@ -1,8 +1,8 @@
 //! nettest: checks the kernel's TCP (`#ip` at /net) over the loopback interface with a server
-//! and a client in two processes: interfaces listed, 50 connections, a 16 MiB transfer with a
-//! checksum, end of file when the peer closes, writes failing after the peer resets, clear
-//! errors for bad dial strings, a refused connection failing at once, a blocked read cut short
-//! by a note. Prints a line per case and `nettest: N passed, M failed`.
+//! and a client in two processes: interfaces listed, 50 connections, callers waiting on a full
+//! backlog, a 16 MiB transfer with a checksum, end of file when the peer closes, writes failing
+//! after the peer resets, clear errors for bad dial strings, a refused connection failing at
+//! once, a blocked read cut short by a note. Prints a line per case and `nettest: N passed, M failed`.
 //!
 //! - `nettest bench`: loopback throughput, round-trip time and connection setup time.
 //! - `nettest mount DIAL DIR`: mounts the 9P server at DIAL (`tcp!10.0.2.2!5640`) on DIR (made
@@ -136,6 +136,35 @@ fn fifty_connections() -> Check {
         io::close(fd)?;
     }
     join(server, "echo server")
+}
+
+fn full_backlog_makes_callers_wait() -> Check {
+    const CALLS: usize = 40;
+    let (l, addr) = listener()?;
+    // The server is slow to start taking calls: more callers come than the backlog holds.
+    let server = child(|| {
+        process::sleep(300)?;
+        let mut fds = Vec::new();
+        for _ in 0..CALLS {
+            let (fd, _) = l.accept()?;
+            net::write_all(fd, b"k")?;
+            fds.push(fd);
+        }
+        for fd in fds {
+            io::close(fd)?;
+        }
+        Ok(())
+    })?;
+    let mut fds = Vec::new();
+    for i in 0..CALLS {
+        fds.push(net::dial(&addr).map_err(|e| e.context(format!("call {i}")))?);
+    }
+    for (i, fd) in fds.into_iter().enumerate() {
+        let mut k = [0u8; 1];
+        net::read_exact(fd, &mut k).map_err(|e| e.context(format!("call {i}")))?;
+        io::close(fd)?;
+    }
+    join(server, "server")
 }
 
 fn pattern(i: usize) -> u8 {
@@ -336,6 +365,10 @@ type Case = (&'static str, fn() -> Check);
 const CASES: &[Case] = &[
     ("interfaces", interfaces),
     ("fifty_connections", fifty_connections),
+    (
+        "full_backlog_makes_callers_wait",
+        full_backlog_makes_callers_wait,
+    ),
     ("sixteen_mib_with_checksum", sixteen_mib_with_checksum),
     ("end_of_file_when_peer_closes", end_of_file_when_peer_closes),
     ("write_after_reset_fails", write_after_reset_fails),
@@ -370,9 +403,10 @@ fn bench() -> Check {
             net::write_all(fd, &b)?;
         }
         io::close(fd)?;
-        // 3: take calls and hang up.
+        // 3: take calls, greet and hang up.
         for _ in 0..SETUPS {
             let (fd, _) = l.accept()?;
+            net::write_all(fd, b"!")?;
             io::close(fd)?;
         }
         Ok(())
@@ -411,11 +445,12 @@ fn bench() -> Check {
     let t0 = rt::sys::nsec();
     for _ in 0..SETUPS {
         let fd = net::dial(&addr)?;
+        net::read_exact(fd, &mut b)?;
         io::close(fd)?;
     }
     let ns = rt::sys::nsec() - t0;
     println!(
-        "nettest bench: connection setup {} us (dial and close, {SETUPS} times)",
+        "nettest bench: connection setup {} us (dial, accept, 1 byte, close; {SETUPS} times)",
         ns / SETUPS as u64 / 1000
     );
     join(server, "bench server")
