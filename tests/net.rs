@@ -3,7 +3,8 @@
 //!   Bochs (no NIC we drive: the loopback alone), and `nettest bench`'s figures;
 //! - the kernel's 9P client mounting a host directory over TCP: a `ninepd` started here serves
 //!   a temporary directory on 127.0.0.1, the OS dials it as `tcp!10.0.2.2!PORT` through QEMU's
-//!   user network, mounts it on /n/host, lists it and reads files, one of them 3 MB.
+//!   user network, mounts it on /n/host, lists it and reads files, one of them 3 MB; once the
+//!   server is gone, the mount fails at once with an error naming it.
 //!
 //! Each test skips with a loud message only when its emulator is absent and cannot be
 //! installed here; under CI (`CI` set) a missing emulator is a failure.
@@ -286,4 +287,15 @@ fn qemu_mounts_a_host_9p_server_over_tcp() {
     if let Ok(Some(status)) = server.child.try_wait() {
         panic!("ninepd exited ({status})");
     }
+
+    // When the server goes away, the mount fails at once and says so.
+    drop(server);
+    std::thread::sleep(Duration::from_millis(500));
+    let gone = m
+        .run("ls /n/host", TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        gone.contains("mount /n/host") && gone.contains("hung up"),
+        "ls of a dead mount printed:\n{gone}"
+    );
 }
