@@ -38,7 +38,9 @@ const CONNECT_TIMEOUT_NS: u64 = 30_000_000_000;
 /// How long a closed connection may take to finish its handshake before it is reset.
 pub const LINGER_NS: u64 = 30_000_000_000;
 /// Conversations per protocol.
-const MAX_CONVS: u32 = 4096;
+const MAX_CONVS: u32 = 1024;
+/// TCP sockets in all (each holds `2 * BUFFER` bytes of kernel memory).
+const MAX_SOCKETS: usize = 512;
 
 /// A conversation's identity, held by its channels; its state lives in the stack.
 pub struct Conv {
@@ -157,6 +159,12 @@ impl Stack {
         self.ifcs[ifc].sockets.get_mut::<Socket>(handle)
     }
 
+    /// Sockets that may still be made before `MAX_SOCKETS`.
+    fn socket_room(&self) -> usize {
+        let used: usize = self.ifcs.iter().map(|i| i.sockets.iter().count()).sum();
+        MAX_SOCKETS.saturating_sub(used)
+    }
+
     fn state_of(&mut self, c: &Conv) -> KResult<&mut ConvState> {
         self.convs
             .get_mut(&c.num)
@@ -215,6 +223,9 @@ impl Stack {
         let ifc = self
             .route(to.addr)
             .ok_or_else(|| Error::from(format!("no route to {}", to.addr)))?;
+        if self.socket_room() == 0 {
+            return Err(format!("tcp: all {MAX_SOCKETS} sockets are in use").into());
+        }
         let port = self
             .ephemeral_port()
             .ok_or_else(|| Error::from("no free local ports"))?;
@@ -325,6 +336,7 @@ impl Stack {
     /// queue makes callers wait elsewhere rather than be refused. `only` limits the work to
     /// one interface.
     pub(super) fn tend_listeners(&mut self, only: Option<usize>) {
+        let mut room = self.socket_room();
         let ifcs = &mut self.ifcs;
         for st in self.convs.values_mut() {
             let Phase::Announced(a) = &mut st.phase else {
@@ -386,6 +398,7 @@ impl Stack {
                     continue;
                 }
                 while paused < MAX_PAUSED
+                    && room > 0
                     && a.listening.iter().filter(|p| p.ifc == ifc).count() < LISTEN_POOL
                 {
                     let mut s = new_socket();
@@ -398,6 +411,7 @@ impl Stack {
                         break;
                     }
                     let handle = ifcs[ifc].sockets.add(s);
+                    room -= 1;
                     a.listening.push(Pending {
                         ifc,
                         handle,
