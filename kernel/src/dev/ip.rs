@@ -9,12 +9,14 @@
 //! - `tcp/N/listen`: opening it waits for a call to the announced N and gives the `ctl` of a new
 //!   conversation for it.
 //! - `tcp/N/local`, `tcp/N/remote`: `ADDR!PORT`; `tcp/N/status`: the TCP state.
+//! - `udp/`: the same shape for UDP (`net::udp`): `connect`, `announce`, `headers`, `hangup`;
+//!   each write of `data` is a datagram, each read returns one; no `listen`.
 //! - `ipifc/N/status`: an interface's name, addresses, MTU and packet counts.
 //!
 //! A conversation lives while any of its `ctl` and `data` files is open (`net::conv`).
 
 use crate::error::KResult;
-use crate::net::conv::{self, Conv};
+use crate::net::conv::{self, Conv, Proto};
 use crate::ns::chan::{Chan, Dev, check_io, check_open, dir_entry, read_dir_entries, read_slice};
 use abi::errors::{EBADCTL, ENOTDIR, ENOTEXIST, EPERM};
 use alloc::string::String;
@@ -24,7 +26,8 @@ use ninep::{DMDIR, Dir, QTDIR, Qid};
 
 /// The kinds of file, in the low byte of qid.path.
 const QROOT: u64 = 0;
-const QTCP: u64 = 1;
+/// A protocol's directory (`tcp`, `udp`).
+const QPROTO: u64 = 1;
 const QCLONE: u64 = 2;
 const QCONV: u64 = 3;
 const QCTL: u64 = 4;
@@ -47,35 +50,48 @@ const CONV_FILES: [(&str, u64, u32); 6] = [
     ("status", QSTATUS, 0o444),
 ];
 
-/// qid.path: the kind in bits 0-7, the conversation or interface number from bit 8.
-fn qpath(kind: u64, num: u64) -> u64 {
-    (num << 8) | kind
+/// qid.path: the kind in bits 0-7, the protocol in bits 8-15, the conversation or interface
+/// number from bit 16.
+fn qpath(kind: u64, proto: Proto, num: u64) -> u64 {
+    (num << 16) | ((proto as u64) << 8) | kind
 }
 
 fn kind(c: &Chan) -> u64 {
     c.qid.path & 0xff
 }
 
+fn proto(c: &Chan) -> Proto {
+    Proto::ALL
+        .get(((c.qid.path >> 8) & 0xff) as usize)
+        .copied()
+        .unwrap_or(Proto::Tcp)
+}
+
 fn num(c: &Chan) -> u64 {
-    c.qid.path >> 8
+    c.qid.path >> 16
 }
 
 fn is_dir_kind(kind: u64) -> bool {
-    matches!(kind, QROOT | QTCP | QCONV | QIPIFC | QIFC)
+    matches!(kind, QROOT | QPROTO | QCONV | QIPIFC | QIFC)
 }
 
 /// A qid; conversation files carry the conversation's generation as version, so a reused
 /// number is a different file.
-fn qid(kind: u64, num: u64, generation: u64) -> Qid {
+fn qid(kind: u64, proto: Proto, num: u64, generation: u64) -> Qid {
     Qid {
         ty: if is_dir_kind(kind) { QTDIR } else { 0 },
         version: generation as u32,
-        path: qpath(kind, num),
+        path: qpath(kind, proto, num),
     }
 }
 
+/// The qid of a file that belongs to no protocol or conversation.
+fn plain_qid(kind: u64, num: u64) -> Qid {
+    qid(kind, Proto::Tcp, num, 0)
+}
+
 fn conv_qid(kind: u64, c: &Conv) -> Qid {
-    qid(kind, u64::from(c.num), c.generation())
+    qid(kind, c.proto, u64::from(c.num), c.generation())
 }
 
 fn conv_of(c: &Chan) -> KResult<Arc<Conv>> {
@@ -113,11 +129,19 @@ impl IpDev {
     fn entries(&self, c: &Chan) -> KResult<Vec<Dir<'static>>> {
         let dir = |name: &str, q: Qid| dir_entry(name, q, DMDIR | 0o555, 0);
         Ok(match kind(c) {
-            QROOT => alloc::vec![dir("tcp", qid(QTCP, 0, 0)), dir("ipifc", qid(QIPIFC, 0, 0))],
-            QTCP => {
-                let mut v = alloc::vec![dir_entry("clone", qid(QCLONE, 0, 0), 0o666, 0)];
-                for n in conv::numbers() {
-                    if let Some(conv) = conv::lookup(n) {
+            QROOT => {
+                let mut v: Vec<Dir<'static>> = Proto::ALL
+                    .iter()
+                    .map(|&p| dir(p.name(), qid(QPROTO, p, 0, 0)))
+                    .collect();
+                v.push(dir("ipifc", plain_qid(QIPIFC, 0)));
+                v
+            }
+            QPROTO => {
+                let p = proto(c);
+                let mut v = alloc::vec![dir_entry("clone", qid(QCLONE, p, 0, 0), 0o666, 0)];
+                for n in conv::numbers(p) {
+                    if let Some(conv) = conv::lookup(p, n) {
                         v.push(dir(&alloc::format!("{n}"), conv_qid(QCONV, &conv)));
                     }
                 }
@@ -131,9 +155,9 @@ impl IpDev {
                     .collect()
             }
             QIPIFC => (0..ifc_count())
-                .map(|i| dir(&alloc::format!("{i}"), qid(QIFC, i, 0)))
+                .map(|i| dir(&alloc::format!("{i}"), plain_qid(QIFC, i)))
                 .collect(),
-            QIFC => alloc::vec![dir_entry("status", qid(QIFCSTATUS, num(c), 0), 0o444, 0)],
+            QIFC => alloc::vec![dir_entry("status", plain_qid(QIFCSTATUS, num(c)), 0o444, 0)],
             _ => return Err(ENOTDIR.into()),
         })
     }
@@ -162,7 +186,7 @@ impl Dev for IpDev {
         Ok(Chan::new(
             self,
             0,
-            qid(QROOT, 0, 0),
+            plain_qid(QROOT, 0),
             String::from("#ip"),
             None,
         ))
@@ -170,12 +194,15 @@ impl Dev for IpDev {
 
     fn walk(&self, c: &Chan, name: &str) -> KResult<Chan> {
         match (kind(c), name) {
-            (QROOT, "tcp") => Ok(c.walked(qid(QTCP, 0, 0), name, None)),
-            (QROOT, "ipifc") => Ok(c.walked(qid(QIPIFC, 0, 0), name, None)),
-            (QTCP, "clone") => Ok(c.walked(qid(QCLONE, 0, 0), name, None)),
-            (QTCP, n) => {
+            (QROOT, "ipifc") => Ok(c.walked(plain_qid(QIPIFC, 0), name, None)),
+            (QROOT, n) => {
+                let p = Proto::ALL.iter().find(|p| p.name() == n).ok_or(ENOTEXIST)?;
+                Ok(c.walked(qid(QPROTO, *p, 0, 0), name, None))
+            }
+            (QPROTO, "clone") => Ok(c.walked(qid(QCLONE, proto(c), 0, 0), name, None)),
+            (QPROTO, n) => {
                 let n: u32 = n.parse().map_err(|_| ENOTEXIST)?;
-                let conv = conv::lookup(n).ok_or(ENOTEXIST)?;
+                let conv = conv::lookup(proto(c), n).ok_or(ENOTEXIST)?;
                 Ok(c.walked(conv_qid(QCONV, &conv), name, Some(conv)))
             }
             (QCONV, n) => {
@@ -188,9 +215,9 @@ impl Dev for IpDev {
                 if i >= ifc_count() {
                     return Err(ENOTEXIST.into());
                 }
-                Ok(c.walked(qid(QIFC, i, 0), name, None))
+                Ok(c.walked(plain_qid(QIFC, i), name, None))
             }
-            (QIFC, "status") => Ok(c.walked(qid(QIFCSTATUS, num(c), 0), name, None)),
+            (QIFC, "status") => Ok(c.walked(plain_qid(QIFCSTATUS, num(c)), name, None)),
             (k, _) if is_dir_kind(k) => Err(ENOTEXIST.into()),
             _ => Err(ENOTDIR.into()),
         }
@@ -218,7 +245,7 @@ impl Dev for IpDev {
         check_open(&self.stat(c)?, mode)?;
         match kind(c) {
             QCLONE => {
-                let conv = conv::clone()?;
+                let conv = conv::clone(proto(c))?;
                 let path = ctl_path(&c.path, 1, conv.num);
                 Ok(ctl_chan(&IP, conv, path, mode))
             }

@@ -42,9 +42,33 @@ const MAX_CONVS: u32 = 1024;
 /// TCP sockets in all (each holds `2 * BUFFER` bytes of kernel memory).
 const MAX_SOCKETS: usize = 512;
 
+/// A transport protocol: a directory of `/net`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Proto {
+    /// TCP (RFC 9293): `/net/tcp`.
+    Tcp,
+    /// UDP (RFC 768): `/net/udp`.
+    Udp,
+}
+
+impl Proto {
+    /// Every protocol, in `/net`'s order.
+    pub const ALL: [Proto; 2] = [Proto::Tcp, Proto::Udp];
+
+    /// Its directory name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
 /// A conversation's identity, held by its channels; its state lives in the stack.
 pub struct Conv {
-    /// Its number: the directory `/net/tcp/N`.
+    /// Its protocol.
+    pub proto: Proto,
+    /// Its number: the directory `/net/PROTO/N`.
     pub num: u32,
     id: u64,
     /// Its readers, writers, listeners and connecters wait here.
@@ -52,6 +76,11 @@ pub struct Conv {
 }
 
 impl Conv {
+    /// `tcp/N`, for messages.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.proto.name(), self.num)
+    }
+
     /// Tells this conversation from earlier ones with the same number (for qid versions).
     pub fn generation(&self) -> u64 {
         self.id
@@ -59,7 +88,7 @@ impl Conv {
 }
 
 /// A connection's socket.
-struct Tcp {
+pub(super) struct Tcp {
     ifc: usize,
     handle: SocketHandle,
     /// The peer's FIN has been read (end of file was seen).
@@ -76,7 +105,7 @@ struct Pending {
 }
 
 /// An announcement's listening sockets and calls.
-struct Announce {
+pub(super) struct Announce {
     spec: ListenSpec,
     /// Interfaces it listens on.
     ifcs: Vec<usize>,
@@ -88,7 +117,7 @@ struct Announce {
 }
 
 /// What a conversation is doing.
-enum Phase {
+pub(super) enum Phase {
     /// Fresh from `clone`.
     Idle,
     /// `connect` is waiting for the handshake.
@@ -97,6 +126,8 @@ enum Phase {
     Connected(Tcp),
     /// Listening after `announce`.
     Announced(Announce),
+    /// A UDP conversation after `connect` or `announce`.
+    Udp(super::udp::Udp),
     /// Ended by `hangup`.
     Hungup,
 }
@@ -106,16 +137,16 @@ pub struct ConvState {
     pub(super) conv: Arc<Conv>,
     /// Open `ctl` and `data` channels.
     inuse: usize,
-    phase: Phase,
-    local: Option<Endpoint>,
-    remote: Option<Endpoint>,
+    pub(super) phase: Phase,
+    pub(super) local: Option<Endpoint>,
+    pub(super) remote: Option<Endpoint>,
 }
 
 impl ConvState {
     /// The port it announced, if it did.
     pub(super) fn announced_port(&self) -> Option<u16> {
         match &self.phase {
-            Phase::Announced(a) => Some(a.spec.port),
+            Phase::Announced(a) if self.conv.proto == Proto::Tcp => Some(a.spec.port),
             _ => None,
         }
     }
@@ -132,7 +163,7 @@ fn new_socket() -> Socket<'static> {
     s
 }
 
-fn endpoint(e: smoltcp::wire::IpEndpoint) -> Endpoint {
+pub(super) fn endpoint(e: smoltcp::wire::IpEndpoint) -> Endpoint {
     let smoltcp::wire::IpAddress::Ipv4(addr) = e.addr;
     Endpoint { addr, port: e.port }
 }
@@ -165,25 +196,26 @@ impl Stack {
         MAX_SOCKETS.saturating_sub(used)
     }
 
-    fn state_of(&mut self, c: &Conv) -> KResult<&mut ConvState> {
+    pub(super) fn state_of(&mut self, c: &Conv) -> KResult<&mut ConvState> {
         self.convs
-            .get_mut(&c.num)
+            .get_mut(&(c.proto, c.num))
             .filter(|s| s.conv.id == c.id)
-            .ok_or_else(|| format!("tcp/{}: conversation closed", c.num).into())
+            .ok_or_else(|| format!("{}: conversation closed", c.name()).into())
     }
 
-    fn new_conv(&mut self, phase: Phase) -> KResult<Arc<Conv>> {
+    fn new_conv(&mut self, proto: Proto, phase: Phase) -> KResult<Arc<Conv>> {
         let num = (0..MAX_CONVS)
-            .find(|n| !self.convs.contains_key(n))
-            .ok_or_else(|| Error::from("tcp: no free conversations"))?;
+            .find(|n| !self.convs.contains_key(&(proto, *n)))
+            .ok_or_else(|| Error::from(format!("{}: no free conversations", proto.name())))?;
         let conv = Arc::new(Conv {
+            proto,
             num,
             id: self.next_id,
             queue: WaitQueue::new(),
         });
         self.next_id += 1;
         self.convs.insert(
-            num,
+            (proto, num),
             ConvState {
                 conv: conv.clone(),
                 inuse: 1,
@@ -196,7 +228,7 @@ impl Stack {
     }
 
     /// The interface that routes to `addr`: the loopback for its own addresses.
-    fn route(&self, addr: Ipv4Addr) -> Option<usize> {
+    pub(super) fn route(&self, addr: Ipv4Addr) -> Option<usize> {
         if let Some(lo) = self
             .ifcs
             .iter()
@@ -227,7 +259,7 @@ impl Stack {
             return Err(format!("tcp: all {MAX_SOCKETS} sockets are in use").into());
         }
         let port = self
-            .ephemeral_port()
+            .ephemeral_port(Proto::Tcp)
             .ok_or_else(|| Error::from("no free local ports"))?;
         let mut socket = new_socket();
         let cx = self.ifcs[ifc].iface.context();
@@ -307,9 +339,9 @@ impl Stack {
         }
         if spec.port == 0 {
             spec.port = self
-                .ephemeral_port()
+                .ephemeral_port(Proto::Tcp)
                 .ok_or_else(|| Error::from("no free local ports"))?;
-        } else if self.port_in_use(spec.port) {
+        } else if self.port_in_use(Proto::Tcp, spec.port) {
             return Err(format!("port {} is in use", spec.port).into());
         }
         let local = Endpoint {
@@ -442,9 +474,9 @@ impl Stack {
             handle: p.handle,
             eof_seen: false,
         };
-        match self.new_conv(Phase::Connected(tcp)) {
+        match self.new_conv(Proto::Tcp, Phase::Connected(tcp)) {
             Ok(new) => {
-                if let Some(st) = self.convs.get_mut(&new.num) {
+                if let Some(st) = self.convs.get_mut(&(Proto::Tcp, new.num)) {
                     st.local = local;
                     st.remote = remote;
                 }
@@ -476,7 +508,7 @@ impl Stack {
             Phase::Connected(t) => (t.ifc, t.handle),
             Phase::Connecting(_) => return None,
             Phase::Hungup => return Some(Ok(0)),
-            Phase::Idle | Phase::Announced(_) => {
+            Phase::Idle | Phase::Announced(_) | Phase::Udp(_) => {
                 return Some(Err(format!("tcp/{}: not connected", c.num).into()));
             }
         };
@@ -507,7 +539,7 @@ impl Stack {
             Phase::Connected(t) => (t.ifc, t.handle),
             Phase::Connecting(_) => return None,
             Phase::Hungup => return Some(Err(abi::errors::EHUNGUP.into())),
-            Phase::Idle | Phase::Announced(_) => {
+            Phase::Idle | Phase::Announced(_) | Phase::Udp(_) => {
                 return Some(Err(format!("tcp/{}: not connected", c.num).into()));
             }
         };
@@ -554,24 +586,32 @@ impl Stack {
                     self.orphan(p.ifc, p.handle);
                 }
             }
+            Phase::Udp(u) => self.drop_udp(u),
             Phase::Idle | Phase::Hungup => {}
         }
     }
 }
 
 /// Makes a conversation (opening `clone`); it starts with one open channel, its `ctl`.
-pub fn clone() -> KResult<Arc<Conv>> {
-    with_stack(|s| s.new_conv(Phase::Idle))?
+pub fn clone(proto: Proto) -> KResult<Arc<Conv>> {
+    with_stack(|s| s.new_conv(proto, Phase::Idle))?
 }
 
-/// The live conversation numbered `num`.
-pub fn lookup(num: u32) -> Option<Arc<Conv>> {
-    with_stack(|s| s.convs.get(&num).map(|st| st.conv.clone())).ok()?
+/// The live conversation `proto/num`.
+pub fn lookup(proto: Proto, num: u32) -> Option<Arc<Conv>> {
+    with_stack(|s| s.convs.get(&(proto, num)).map(|st| st.conv.clone())).ok()?
 }
 
-/// The numbers of the live conversations.
-pub fn numbers() -> Vec<u32> {
-    with_stack(|s| s.convs.keys().copied().collect()).unwrap_or_default()
+/// The numbers of the live conversations of `proto`.
+pub fn numbers(proto: Proto) -> Vec<u32> {
+    with_stack(|s| {
+        s.convs
+            .keys()
+            .filter(|k| k.0 == proto)
+            .map(|k| k.1)
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 /// Counts an open of `c`'s `ctl` or `data`.
@@ -590,7 +630,7 @@ pub fn close(c: &Conv) {
         if st.inuse > 0 {
             return;
         }
-        if let Some(st) = s.convs.remove(&c.num) {
+        if let Some(st) = s.convs.remove(&(c.proto, c.num)) {
             s.drop_phase(st.phase, false);
         }
     });
@@ -606,6 +646,12 @@ pub fn ctl(c: &Conv, msg: &str) -> KResult<()> {
     let arg = words.next();
     if words.next().is_some() {
         return Err(format!("bad ctl message '{}': too many words", msg.trim()).into());
+    }
+    if c.proto == Proto::Udp {
+        super::udp::ctl(c, verb, arg, msg)?;
+        super::kick();
+        c.queue.wake_all();
+        return Ok(());
     }
     match (verb, arg) {
         ("connect", Some(a)) => connect(c, addr::parse_remote(a)?),
@@ -654,6 +700,13 @@ fn connect(c: &Conv, to: Endpoint) -> KResult<()> {
 
 /// Waits for a call to the announcement `c` and makes it a conversation (opening `listen`).
 pub fn listen(c: &Conv) -> KResult<Arc<Conv>> {
+    if c.proto == Proto::Udp {
+        return Err(format!(
+            "{}: UDP has no calls to listen for; read the announced conversation's data",
+            c.name()
+        )
+        .into());
+    }
     let mut result = None;
     c.queue.wait_until(|| {
         result = with_stack(|s| s.take_call(c)).unwrap_or_else(|e| Some(Err(e)));
@@ -664,6 +717,9 @@ pub fn listen(c: &Conv) -> KResult<Arc<Conv>> {
 
 /// Reads from the connection: waits for bytes; 0 at end of file.
 pub fn read(c: &Conv, buf: &mut [u8]) -> KResult<usize> {
+    if c.proto == Proto::Udp {
+        return super::udp::read(c, buf);
+    }
     if buf.is_empty() {
         return Ok(0);
     }
@@ -679,6 +735,9 @@ pub fn read(c: &Conv, buf: &mut [u8]) -> KResult<usize> {
 
 /// Writes all of `buf` to the connection, waiting for room as needed.
 pub fn write(c: &Conv, buf: &[u8]) -> KResult<usize> {
+    if c.proto == Proto::Udp {
+        return super::udp::write(c, buf);
+    }
     let mut done = 0;
     while done < buf.len() {
         let mut result = None;
@@ -736,6 +795,7 @@ pub fn status(c: &Conv) -> String {
             Phase::Announced(a) => {
                 return format!("Listen calls {}\n", a.incoming.len());
             }
+            Phase::Udp(u) => return format!("{}\n", super::udp::status(u)),
             Phase::Idle | Phase::Hungup => None,
         };
         match sock {

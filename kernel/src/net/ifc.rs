@@ -224,6 +224,11 @@ impl Ifc {
         }
     }
 
+    /// The largest IP packet its link carries.
+    pub fn ip_mtu(&self) -> usize {
+        self.link.mtu()
+    }
+
     /// Whether this interface is the loopback.
     pub fn is_loopback(&self) -> bool {
         matches!(self.link, Link::Loopback(_))

@@ -17,6 +17,7 @@
 pub mod addr;
 pub mod conv;
 mod ifc;
+mod udp;
 
 use crate::arch::x86_64::context::Start;
 use crate::error::{Error, KResult};
@@ -55,7 +56,7 @@ struct Orphan {
 /// Everything the network stack owns.
 pub struct Stack {
     ifcs: Vec<Ifc>,
-    convs: BTreeMap<u32, conv::ConvState>,
+    convs: BTreeMap<(conv::Proto, u32), conv::ConvState>,
     orphans: Vec<Orphan>,
     /// The next ephemeral port to try (IANA's dynamic range, RFC 6335 §6).
     next_port: u16,
@@ -196,32 +197,37 @@ impl Stack {
         self.convs.values().map(|c| c.conv.clone()).collect()
     }
 
-    /// An unused local port in the dynamic range.
-    fn ephemeral_port(&mut self) -> Option<u16> {
+    /// An unused local port of `proto` in the dynamic range.
+    fn ephemeral_port(&mut self, proto: conv::Proto) -> Option<u16> {
         for _ in 0..16384 {
             let p = self.next_port;
             self.next_port = if p == 65535 { 49152 } else { p + 1 };
-            if !self.port_in_use(p) {
+            if !self.port_in_use(proto, p) {
                 return Some(p);
             }
         }
         None
     }
 
-    /// Whether a socket or an announcement uses local port `port`.
-    fn port_in_use(&self, port: u16) -> bool {
-        use smoltcp::socket::{AnySocket, tcp};
-        self.convs
-            .values()
-            .any(|c| c.announced_port() == Some(port))
-            || self.ifcs.iter().any(|i| {
-                i.sockets.iter().any(|(_, s)| {
-                    tcp::Socket::downcast(s).is_some_and(|t| {
-                        t.listen_endpoint().port == port
-                            || t.local_endpoint().is_some_and(|e| e.port == port)
-                    })
-                })
-            })
+    /// Whether a socket or an announcement of `proto` uses local port `port`.
+    fn port_in_use(&self, proto: conv::Proto, port: u16) -> bool {
+        use smoltcp::socket::{AnySocket, tcp, udp};
+        let socket_uses = |s: &smoltcp::socket::Socket<'static>| match proto {
+            conv::Proto::Tcp => tcp::Socket::downcast(s).is_some_and(|t| {
+                t.listen_endpoint().port == port
+                    || t.local_endpoint().is_some_and(|e| e.port == port)
+            }),
+            conv::Proto::Udp => udp::Socket::downcast(s).is_some_and(|u| u.endpoint().port == port),
+        };
+        (proto == conv::Proto::Tcp
+            && self
+                .convs
+                .values()
+                .any(|c| c.announced_port() == Some(port)))
+            || self
+                .ifcs
+                .iter()
+                .any(|i| i.sockets.iter().any(|(_, s)| socket_uses(s)))
     }
 
     /// Drops orphans that have finished closing; aborts those that take too long or that

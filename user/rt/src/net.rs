@@ -1,10 +1,14 @@
 //! Network connections through `/net` (the kernel's `#ip`, Plan 9's ip(3)), named by dial
-//! strings as in Plan 9's dial(2): `tcp!10.0.2.2!564`. Addresses are numeric IPv4; `net` as
-//! the protocol means `tcp`; an announcement may use `*` for any local address and port 0
-//! for any port.
+//! strings as in Plan 9's dial(2): `tcp!10.0.2.2!564`, `udp!10.0.2.2!53`. Addresses are
+//! numeric IPv4; `net` as the protocol means `tcp`; an announcement may use `*` for any local
+//! address and port 0 for any port.
 //!
-//! - [`dial`] connects and returns the fd of the connection's `data` file.
-//! - [`announce`] listens; [`Listener::accept`] waits for a call and returns its `data` fd.
+//! - [`dial`] connects and returns the fd of the connection's `data` file (for UDP, each write
+//!   is a datagram to the dialled address and each read returns one from it).
+//! - [`announce`] listens; [`Listener::accept`] waits for a TCP call and returns its `data`
+//!   fd. A UDP server reads and writes the announcement's own [`Listener::data`] after
+//!   [`Listener::ctl`]`("headers")`: each datagram then starts with [`UDP_HEADER`] bytes naming
+//!   its sender, and a reply is written with the same header.
 //!
 //! Every error names the dial string it was about.
 
@@ -16,6 +20,11 @@ use alloc::string::String;
 
 /// Where the kernel serves the network.
 const NET: &str = "/net";
+
+/// The size of the header a UDP conversation in `headers` mode puts before each datagram
+/// (Plan 9's: remote, local and interface addresses in 16 bytes each, remote and local ports
+/// in 2 bytes each, big-endian).
+pub const UDP_HEADER: usize = 52;
 
 /// A dial string taken apart.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,7 +63,7 @@ fn clone(d: &DialString<'_>) -> Result<(u64, String)> {
         || fs::stat(&format!("{NET}/{}", d.proto)).is_err()
     {
         return Err(Error(format!(
-            "protocol {} is not supported (only tcp is)",
+            "protocol {} is not supported (only tcp and udp are)",
             d.proto
         )));
     }
@@ -175,6 +184,18 @@ impl Listener {
     /// The conversation's directory (`/net/tcp/N`).
     pub fn dir(&self) -> &str {
         &self.dir
+    }
+
+    /// Writes a control message (`headers` for UDP) to the conversation's `ctl`.
+    pub fn ctl(&self, msg: &str) -> Result<()> {
+        io::write(self.ctl, msg.as_bytes())
+            .map(|_| ())
+            .map_err(|e| e.context(format!("{}/ctl", self.dir)))
+    }
+
+    /// Opens the announcement's own `data` (for UDP servers).
+    pub fn data(&self) -> Result<u64> {
+        fs::open(&format!("{}/data", self.dir), ORDWR)
     }
 }
 

@@ -2,7 +2,7 @@
 //! and a client in two processes: interfaces listed, 50 connections, callers waiting on a full
 //! backlog, a 16 MiB transfer with a checksum, end of file when the peer closes, writes failing
 //! after the peer resets, clear errors for bad dial strings, a refused connection failing at
-//! once, a blocked read cut short by a note. Prints a line per case and `nettest: N passed, M failed`.
+//! once, a blocked read cut short by a note; UDP datagrams through a server in `headers` mode. Prints a line per case and `nettest: N passed, M failed`.
 //!
 //! - `nettest bench`: loopback throughput, round-trip time and connection setup time.
 //! - `nettest mount DIAL DIR`: mounts the 9P server at DIAL (`tcp!10.0.2.2!5640`) on DIR (made
@@ -295,9 +295,9 @@ fn bad_dial_strings() -> Check {
         &["dial tcp!127.0.0.1!99999", "bad port '99999'"],
     )?;
     expect_err(
-        "udp",
-        net::dial("udp!127.0.0.1!5"),
-        &["dial udp!127.0.0.1!5", "protocol udp is not supported"],
+        "il",
+        net::dial("il!127.0.0.1!5"),
+        &["dial il!127.0.0.1!5", "protocol il is not supported"],
     )?;
     expect_err(
         "nonsense",
@@ -316,6 +316,60 @@ fn bad_dial_strings() -> Check {
     let (_l, addr) = listener()?;
     expect_err("announce a port twice", net::announce(&addr), &["in use"])?;
     Ok(())
+}
+
+fn udp_datagrams() -> Check {
+    let l = net::announce("udp!127.0.0.1!0")?;
+    l.ctl("headers")?;
+    let port = l.port()?;
+    let data = l.data()?;
+    // The server sends each datagram back, header and all.
+    let server = child(|| {
+        let mut buf = vec![0u8; 70_000];
+        for i in 0..3 {
+            let n = io::read(data, &mut buf)?;
+            ensure!(n >= net::UDP_HEADER, "datagram {i}: {n} bytes, no header");
+            ensure!(
+                buf[..16] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1],
+                "datagram {i} from {:?}",
+                &buf[..16]
+            );
+            net::write_all(data, &buf[..n])?;
+        }
+        Ok(())
+    })?;
+    let fd = net::dial(&format!("udp!127.0.0.1!{port}"))?;
+    let status = net::status(fd)?;
+    ensure!(status == "Connected", "status {status:?}");
+    // Datagrams keep their boundaries.
+    io::write(fd, b"one")?;
+    io::write(fd, b"two!!")?;
+    let mut buf = vec![0u8; 70_000];
+    let n = io::read(fd, &mut buf)?;
+    ensure!(&buf[..n] == b"one", "first datagram {:?}", &buf[..n]);
+    let n = io::read(fd, &mut buf)?;
+    ensure!(&buf[..n] == b"two!!", "second datagram {:?}", &buf[..n]);
+    let big: Vec<u8> = (0..60_000).map(pattern).collect();
+    ensure!(
+        io::write(fd, &big)? == big.len(),
+        "short write of 60000 bytes"
+    );
+    let n = io::read(fd, &mut buf)?;
+    ensure!(
+        n == big.len() && buf[..n] == big[..],
+        "60000-byte datagram came back as {n}"
+    );
+    join(server, "udp echo server")?;
+    io::close(fd)?;
+    io::close(data)?;
+    let unannounced = net::announce("udp!127.0.0.1!0")?;
+    let d = unannounced.data()?;
+    expect_err(
+        "write without a destination",
+        io::write(d, b"x"),
+        &["not connected"],
+    )?;
+    io::close(d)
 }
 
 fn refused_at_once() -> Check {
@@ -373,6 +427,7 @@ const CASES: &[Case] = &[
     ("end_of_file_when_peer_closes", end_of_file_when_peer_closes),
     ("write_after_reset_fails", write_after_reset_fails),
     ("bad_dial_strings", bad_dial_strings),
+    ("udp_datagrams", udp_datagrams),
     ("refused_at_once", refused_at_once),
     ("note_interrupts_read", note_interrupts_read),
 ];
