@@ -1,5 +1,5 @@
-//! Network interfaces: each is a smoltcp `Interface` over one link, with the TCP sockets that
-//! use it (a socket set per interface, so a socket is only ever polled by the interface that
+//! Network interfaces: each is a smoltcp `Interface` over one link, with the sockets that use
+//! it (a socket set per interface, so a socket is only ever polled by the interface that
 //! routes it).
 //!
 //! - `lo`: a loopback link (packets sent are received, in order) carrying IP without a link

@@ -1,9 +1,9 @@
-//! The network stack: smoltcp (TCP, RFC 9293; IPv4, RFC 791; ARP, RFC 826) under Plan 9's
-//! conversation model (ip(3)), served to users by `#ip` (`dev/ip.rs`).
+//! The network stack: smoltcp (TCP, RFC 9293; UDP, RFC 768; IPv4, RFC 791; ARP, RFC 826) under
+//! Plan 9's conversation model (ip(3)), served to users by `#ip` (`dev/ip.rs`).
 //!
 //! This module owns the one `Stack`: the interfaces (`ifc`: loopback always, `eth0` when a
-//! virtio-net device is present), the conversations (`conv`) and the TCP sockets closed by
-//! their users but still finishing their handshakes (orphans). One `IrqLock` guards it all, so
+//! virtio-net device is present), the conversations (`conv` for TCP, `udp` for UDP) and the
+//! TCP sockets closed by their users but still finishing their handshakes (orphans). One `IrqLock` guards it all, so
 //! the conditions of wait queues (which run with interrupts off) can look at socket state.
 //!
 //! The stack moves packets whenever something happens: a process that sends, receives,
