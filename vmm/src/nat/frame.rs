@@ -283,8 +283,8 @@ impl fmt::Display for Summary<'_> {
                             write!(
                                 f,
                                 "] seq {} ack {} win {} len {}",
-                                t.seq_number().0,
-                                t.ack_number().0,
+                                t.seq_number().0 as u32,
+                                t.ack_number().0 as u32,
                                 t.window_len(),
                                 t.payload().len()
                             )
