@@ -27,6 +27,7 @@ mod proc;
 mod sync;
 mod syscall;
 mod time;
+mod virt;
 
 use arch::x86_64 as cpu_arch;
 
@@ -69,6 +70,7 @@ extern "C" fn kmain(boot_magic: u32, boot_info: u32) -> ! {
     drivers::pci::init();
     drivers::virtio::probe();
     drivers::ata::probe();
+    virt::init();
 
     proc::sched::init();
     net::init();

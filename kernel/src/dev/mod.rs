@@ -10,3 +10,4 @@ pub mod root;
 pub mod sd;
 pub mod srv;
 pub mod tmpfs;
+pub mod vm;

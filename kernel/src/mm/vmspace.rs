@@ -62,6 +62,9 @@ pub struct AddressSpace {
     segments: Vec<Segment>,
     /// Number of user pages present (for accounting).
     resident: u64,
+    /// Ranges a virtual machine maps into its guest (`virt`): their pages must stay put, so
+    /// `set_heap_end` refuses to free them. Not inherited by `fork`.
+    pinned: Vec<(u64, u64)>,
 }
 
 fn entry(table: u64, index: u64) -> *mut u64 {
@@ -90,6 +93,7 @@ impl AddressSpace {
             pml4,
             segments: Vec::new(),
             resident: 0,
+            pinned: Vec::new(),
         })
     }
 
@@ -217,6 +221,14 @@ impl AddressSpace {
         Ok((e & ADDR) + (va & (PAGE_SIZE - 1)))
     }
 
+    /// The physical address backing `va` if its page is present (nothing is populated).
+    pub fn lookup(&mut self, va: u64) -> Option<u64> {
+        let pte = self.pte(va & !(PAGE_SIZE - 1), false).ok()??;
+        // SAFETY: Reading our own PTE.
+        let e = unsafe { pte.read() };
+        (e & P != 0).then_some((e & ADDR) + (va & (PAGE_SIZE - 1)))
+    }
+
     /// Copies `data` to user address `va` through the direct map, populating pages as needed
     /// (for the loader; it ignores write protection, which it is setting up).
     pub fn write_bytes(&mut self, mut va: u64, mut data: &[u8]) -> Result<(), FaultError> {
@@ -254,11 +266,40 @@ impl AddressSpace {
             return Err("heap would overlap another segment");
         }
         let old_end = self.segments[seg].end;
+        if self.pinned.iter().any(|&(s, e)| s < old_end && end < e) {
+            return Err("memory in use by a virtual machine");
+        }
         self.segments[seg].end = end;
         if end < old_end {
             self.unmap_range(end, old_end);
         }
         Ok(end)
+    }
+
+    /// Pins `[start, end)` (page-aligned) for a virtual machine's guest memory: every page of
+    /// it must lie in a writable segment, and none of it may be freed until `unpin`.
+    pub fn pin(&mut self, start: u64, end: u64) -> Result<(), &'static str> {
+        if !start.is_multiple_of(PAGE_SIZE) || !end.is_multiple_of(PAGE_SIZE) || start >= end {
+            return Err("guest memory not page aligned");
+        }
+        let mut at = start;
+        while at < end {
+            let s = self
+                .segment_of(at)
+                .map(|i| &self.segments[i])
+                .filter(|s| s.prot.contains(Prot::WRITE))
+                .ok_or("guest memory is not writable memory of the process")?;
+            at = s.end;
+        }
+        self.pinned.push((start, end));
+        Ok(())
+    }
+
+    /// Undoes one `pin` of exactly `[start, end)`.
+    pub fn unpin(&mut self, start: u64, end: u64) {
+        if let Some(i) = self.pinned.iter().position(|&r| r == (start, end)) {
+            self.pinned.swap_remove(i);
+        }
     }
 
     /// Frees the pages of `[start, end)`.

@@ -5,7 +5,7 @@ use crate::error::KResult;
 use abi::errors::ENOATTACH;
 
 /// Every device, by name.
-static DEVICES: [&'static dyn Dev; 9] = [
+static DEVICES: [&'static dyn Dev; 10] = [
     &crate::dev::root::ROOT,
     &crate::dev::cons::CONS,
     &crate::dev::pipe::PIPE,
@@ -15,6 +15,7 @@ static DEVICES: [&'static dyn Dev; 9] = [
     &crate::dev::srv::SRV,
     &crate::dev::sd::SD,
     &crate::dev::ip::IP,
+    &crate::dev::vm::VM,
 ];
 
 fn devices() -> &'static [&'static dyn Dev] {

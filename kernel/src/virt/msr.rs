@@ -1,0 +1,88 @@
+//! Host MSR access for the backends: plain reads and writes of MSRs the CPU is known to have,
+//! and a write that survives the #GP of an MSR an emulator lacks (listed in `.ex_table`, like
+//! `arch::x86_64::extable::rdmsr`).
+
+use x86_64::registers::model_specific::Msr;
+
+unsafe extern "C" {
+    fn virt_wrmsr_checked(msr: u32, low: u32, high: u32) -> u64;
+}
+
+// WRMSR raises #GP for an MSR the CPU lacks or a value it refuses (SDM Vol. 2B, WRMSR).
+core::arch::global_asm!(
+    r#"
+    .text
+    .global virt_wrmsr_checked
+virt_wrmsr_checked:             /* (msr: edi, low: esi, high: edx) -> 0 ok, 1 faulted */
+    mov ecx, edi
+    mov eax, esi
+virt_wrmsr_checked_insn:
+    wrmsr
+    xor eax, eax
+    ret
+virt_wrmsr_checked_fault:
+    mov eax, 1
+    ret
+    .section .ex_table, "a"
+    .balign 8
+    .quad virt_wrmsr_checked_insn, virt_wrmsr_checked_fault
+    .text
+"#
+);
+
+/// Reads an MSR the CPU has (an architectural one, or one its CPUID bits promise).
+pub fn read(msr: u32) -> u64 {
+    // SAFETY: Callers only name MSRs the CPU implements; reading has no side effects.
+    unsafe { Msr::new(msr).read() }
+}
+
+/// Writes an MSR the CPU has, with a value it accepts.
+///
+/// # Safety
+/// The write must not break the kernel's invariants (these are the MSRs the backends switch
+/// between host and guest values: SYSCALL targets, GS bases, XSS and the like).
+pub unsafe fn write(msr: u32, value: u64) {
+    // SAFETY: Forwarded from the caller.
+    unsafe { Msr::new(msr).write(value) }
+}
+
+/// Reads an MSR that may not exist.
+pub fn read_checked(msr: u32) -> Option<u64> {
+    crate::arch::x86_64::extable::rdmsr(msr)
+}
+
+/// Writes an MSR that may not exist; false if the CPU refused.
+///
+/// # Safety
+/// As for `write`.
+pub unsafe fn write_checked(msr: u32, value: u64) -> bool {
+    // SAFETY: Forwarded from the caller; a #GP resumes at the fault label via `.ex_table`.
+    unsafe { virt_wrmsr_checked(msr, value as u32, (value >> 32) as u32) == 0 }
+}
+
+/// IA32_FEATURE_CONTROL (SDM Vol. 4, Table 2-2).
+pub const IA32_FEATURE_CONTROL: u32 = 0x3a;
+/// IA32_PAT.
+pub const IA32_PAT: u32 = 0x277;
+/// IA32_EFER.
+pub const IA32_EFER: u32 = 0xc000_0080;
+/// IA32_STAR.
+pub const IA32_STAR: u32 = 0xc000_0081;
+/// IA32_LSTAR.
+pub const IA32_LSTAR: u32 = 0xc000_0082;
+/// IA32_CSTAR.
+pub const IA32_CSTAR: u32 = 0xc000_0083;
+/// IA32_FMASK.
+pub const IA32_FMASK: u32 = 0xc000_0084;
+/// IA32_FS_BASE.
+pub const IA32_FS_BASE: u32 = 0xc000_0100;
+/// IA32_GS_BASE.
+pub const IA32_GS_BASE: u32 = 0xc000_0101;
+/// IA32_KERNEL_GS_BASE.
+pub const IA32_KERNEL_GS_BASE: u32 = 0xc000_0102;
+/// IA32_SYSENTER_CS, _ESP, _EIP.
+pub const IA32_SYSENTER_CS: u32 = 0x174;
+pub const IA32_SYSENTER_ESP: u32 = 0x175;
+pub const IA32_SYSENTER_EIP: u32 = 0x176;
+/// The PAT value after reset (SDM Vol. 3A §12.12.4).
+pub const PAT_DEFAULT: u64 = 0x0007_0406_0007_0406;
