@@ -166,6 +166,24 @@ fn pack_bootfs(
         let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         archive.add(name, cpio::S_IFREG | 0o444, mtime(path), &bytes);
     }
+    // Scripts (user/scripts) go to /bin beside the programs.
+    let scripts = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("user/scripts"))
+        .into_iter()
+        .flatten();
+    for entry in scripts.flatten() {
+        let path = entry.path();
+        let name = entry
+            .file_name()
+            .into_string()
+            .expect("script names are UTF-8");
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        archive.add(
+            &format!("bin/{name}"),
+            cpio::S_IFREG | 0o755,
+            mtime(&path),
+            &bytes,
+        );
+    }
     for (name, path) in programs {
         let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         archive.add(

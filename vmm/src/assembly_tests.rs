@@ -91,7 +91,7 @@ fn a_vm_assembled_from_its_configuration() {
     for d in &c.devices {
         let irq = Arc::new(FakeIrqLine::default());
         irqs.push(irq.clone());
-        let dev: Box<dyn MmioDevice> = match &d.kind {
+        let dev: Box<dyn MmioDevice + Send> = match &d.kind {
             DeviceKind::Console => Box::new(MmioTransport::new(
                 Console::new(FakeConsole::default()),
                 mem.clone(),

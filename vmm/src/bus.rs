@@ -73,7 +73,7 @@ impl fmt::Display for BusError {
 struct Entry {
     base: u64,
     len: u64,
-    device: Box<dyn MmioDevice>,
+    device: Box<dyn MmioDevice + Send>,
 }
 
 /// Address ranges and the devices that own them.
@@ -93,7 +93,7 @@ impl Bus {
         &mut self,
         base: u64,
         len: u64,
-        device: Box<dyn MmioDevice>,
+        device: Box<dyn MmioDevice + Send>,
     ) -> Result<(), BusError> {
         let end = base
             .checked_add(len)
@@ -154,26 +154,26 @@ impl Bus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::rc::Rc;
-    use core::cell::RefCell;
+    use alloc::sync::Arc;
+    use std::sync::Mutex;
 
-    type Log = Rc<RefCell<Vec<(u64, u8, Option<u64>)>>>;
+    type Log = Arc<Mutex<Vec<(u64, u8, Option<u64>)>>>;
 
     struct Recorder(Log);
 
     impl MmioDevice for Recorder {
         fn read(&mut self, offset: u64, size: u8) -> u64 {
-            self.0.borrow_mut().push((offset, size, None));
+            self.0.lock().unwrap().push((offset, size, None));
             u64::MAX
         }
         fn write(&mut self, offset: u64, size: u8, value: u64) {
-            self.0.borrow_mut().push((offset, size, Some(value)));
+            self.0.lock().unwrap().push((offset, size, Some(value)));
         }
     }
 
     #[test]
     fn dispatches_by_range_with_offsets_and_masks() {
-        let log = Rc::new(RefCell::new(Vec::new()));
+        let log = Arc::new(Mutex::new(Vec::new()));
         let mut bus = Bus::new();
         bus.insert(0x1000, 0x100, Box::new(Recorder(log.clone())))
             .unwrap();
@@ -192,14 +192,14 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            *log.borrow(),
+            *log.lock().unwrap(),
             [(0x10, 2, None), (0xfc, 4, Some(0xffff_ffff))]
         );
     }
 
     #[test]
     fn bad_accesses_are_errors_not_panics() {
-        let log = Rc::new(RefCell::new(Vec::new()));
+        let log = Arc::new(Mutex::new(Vec::new()));
         let mut bus = Bus::new();
         bus.insert(0x1000, 0x100, Box::new(Recorder(log.clone())))
             .unwrap();
@@ -239,6 +239,6 @@ mod tests {
             }),
             Err(BusError::Straddles { addr: 0x10fe })
         );
-        assert!(log.borrow().is_empty());
+        assert!(log.lock().unwrap().is_empty());
     }
 }

@@ -1,5 +1,6 @@
 //! `#arch`: what the machine is. `cpu` (model, virtualization features, clock) and `pci`
-//! (the PCI functions), the same text the kernel monitor's commands print.
+//! (the PCI functions), the same text the kernel monitor's commands print; `tsc`, the TSC's
+//! frequency in Hz (a VMM tells its guests).
 
 use crate::error::KResult;
 use crate::ns::chan::{Chan, Dev, DirTable, TableEntry, check_io, read_slice};
@@ -8,6 +9,7 @@ use ninep::Dir;
 
 const QCPU: u64 = 1;
 const QPCI: u64 = 2;
+const QTSC: u64 = 3;
 
 const TABLE: DirTable = DirTable {
     entries: &[
@@ -19,6 +21,11 @@ const TABLE: DirTable = DirTable {
         TableEntry {
             name: "pci",
             path: QPCI,
+            perm: 0o444,
+        },
+        TableEntry {
+            name: "tsc",
+            path: QTSC,
             perm: 0o444,
         },
     ],
@@ -34,6 +41,7 @@ fn text(path: u64) -> String {
     match path {
         QCPU => crate::arch::x86_64::cpuid::report(),
         QPCI => crate::drivers::pci::report(),
+        QTSC => alloc::format!("{}\n", crate::time::tsc_hz()),
         _ => String::new(),
     }
 }

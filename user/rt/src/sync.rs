@@ -17,7 +17,7 @@ impl Semaphore {
         Semaphore(AtomicI64::new(n))
     }
 
-    fn addr(&self) -> u64 {
+    pub(crate) fn addr(&self) -> u64 {
         &self.0 as *const AtomicI64 as u64
     }
 

@@ -1,6 +1,7 @@
 //! mount: mounts the 9P server on a file (a `/srv` entry, a pipe, a connection) at `old`,
 //! replacing it or in a union before (`-b`) or after (`-a`); `-c` allows creation; `spec`
-//! names the tree to attach.
+//! names the tree to attach. Instead of a file, a dial string (`tcp!127.0.0.1!5640`) names a
+//! server to connect to.
 
 #![no_std]
 #![no_main]
@@ -35,7 +36,13 @@ fn main() -> rt::Result<()> {
     if a.has('c') {
         flags |= fs::MCREATE;
     }
-    let fd = match fs::open(file, fs::ORDWR) {
+    // A dial string: connect; anything else is a file to open.
+    let opened = if file.contains('!') && fs::stat(file).is_err() {
+        rt::net::dial(file)
+    } else {
+        fs::open(file, fs::ORDWR)
+    };
+    let fd = match opened {
         Ok(fd) => fd,
         Err(e) => return finish(Some(complain(e.0))),
     };

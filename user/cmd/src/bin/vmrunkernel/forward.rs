@@ -1,0 +1,202 @@
+//! Port forwards on the host side: for each `port:tcp:HOST:GUEST` a thread listens on the
+//! host's `tcp!*!HOST` (the kernel's `#ip`) and, for every connection, opens a NAT flow to the
+//! guest's GUEST port and runs two relay threads, one per direction.
+//!
+//! The NAT is driven as `vmm::nat` prescribes: after every batch of calls, `poll`, wake the
+//! relays its events name, and let the network card take frames for the guest; a timer thread
+//! polls again when the NAT asks to be. Lock order: the device bus, then the NAT (the card's
+//! backend locks the NAT while the bus is held), so nothing here takes the bus with the NAT
+//! locked.
+
+use super::Machine;
+use super::backends::SharedNat;
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU64, Ordering};
+use rt::sync::{Mutex, Semaphore};
+use rt::{Error, Result, format, io, net, process, thread};
+use vmm::config::{NatOptions, Protocol};
+use vmm::nat::{FlowError, FlowId, Nat};
+
+/// The semaphores of one flow's relays: released when the flow becomes readable (for the
+/// guest-to-host relay) or writable (host-to-guest), or changes state (both).
+struct Wakers {
+    readable: Semaphore,
+    writable: Semaphore,
+}
+
+static FLOWS: Mutex<BTreeMap<FlowId, Arc<Wakers>>> = Mutex::new(BTreeMap::new());
+/// When (ms of uptime) the NAT next wants to be polled.
+static NEXT_POLL: AtomicU64 = AtomicU64::new(0);
+
+fn now_ms() -> u64 {
+    rt::sys::nsec() / 1_000_000
+}
+
+/// What follows every batch of calls into the NAT (the caller holds it): poll, then wake the
+/// relays of the flows with events.
+pub fn after_calls(nat: &mut Nat) {
+    let now = now_ms();
+    let delay = nat.poll(now).unwrap_or(1000);
+    NEXT_POLL.store(now + delay, Ordering::Release);
+    let flows = FLOWS.lock();
+    while let Some(ev) = nat.next_event() {
+        if let Some(w) = flows.get(&ev.flow) {
+            w.readable.release();
+            w.writable.release();
+        }
+    }
+}
+
+/// Polls the NAT and hands the card what the guest should receive.
+fn drive(machine: &Machine, nat: &SharedNat) {
+    let frames = {
+        let mut n = nat.0.lock();
+        after_calls(&mut n);
+        n.has_frames_for_guest()
+    };
+    if frames {
+        machine.poll_devices();
+    }
+}
+
+/// Starts a listener per forward and the NAT's timer thread.
+pub fn start(machine: Arc<Machine>, nat: SharedNat, options: &NatOptions) -> Result<()> {
+    for f in options
+        .forwards
+        .iter()
+        .filter(|f| f.protocol == Protocol::Tcp)
+    {
+        let listener = net::announce(&format!("tcp!*!{}", f.host_port))
+            .map_err(|e| e.context(format!("port forward {}", f.host_port)))?;
+        let (machine, nat, guest_port) = (machine.clone(), nat.clone(), f.guest_port);
+        thread::spawn(move || {
+            loop {
+                match listener.accept() {
+                    Ok((fd, _remote)) => {
+                        if let Err(e) = connection(&machine, &nat, fd, guest_port) {
+                            rt::eprintln!("vmrunkernel: forward to guest port {guest_port}: {e}");
+                            let _ = io::close(fd);
+                        }
+                    }
+                    Err(e) if e.msg() == rt::notes::INTERRUPTED => {}
+                    Err(e) => {
+                        rt::eprintln!("vmrunkernel: port forward listener: {e}");
+                        return;
+                    }
+                }
+            }
+        })?;
+    }
+    let (machine, nat) = (machine.clone(), nat.clone());
+    thread::spawn(move || {
+        loop {
+            let wait = NEXT_POLL
+                .load(Ordering::Acquire)
+                .saturating_sub(now_ms())
+                .clamp(10, 200);
+            let _ = process::sleep(wait);
+            drive(&machine, &nat);
+        }
+    })?;
+    Ok(())
+}
+
+/// One accepted host connection: a flow to the guest and a relay thread per direction.
+fn connection(machine: &Arc<Machine>, nat: &SharedNat, fd: u64, guest_port: u16) -> Result<()> {
+    let flow = nat
+        .0
+        .lock()
+        .open_forward(guest_port)
+        .map_err(|e| Error::new(format!("{e}")))?;
+    let wakers = Arc::new(Wakers {
+        readable: Semaphore::new(0),
+        writable: Semaphore::new(0),
+    });
+    FLOWS.lock().insert(flow, wakers.clone());
+    drive(machine, nat);
+    let done = Arc::new(Semaphore::new(0));
+    {
+        let (machine, nat, wakers, done) =
+            (machine.clone(), nat.clone(), wakers.clone(), done.clone());
+        thread::spawn(move || {
+            host_to_guest(&machine, &nat, &wakers, flow, fd);
+            done.release();
+        })?;
+    }
+    let (machine, nat) = (machine.clone(), nat.clone());
+    thread::spawn(move || {
+        guest_to_host(&machine, &nat, &wakers, flow, fd);
+        while done.acquire().is_err() {}
+        let _ = nat.0.lock().release(flow);
+        FLOWS.lock().remove(&flow);
+        let _ = io::close(fd);
+    })?;
+    Ok(())
+}
+
+fn host_to_guest(machine: &Machine, nat: &SharedNat, w: &Wakers, flow: FlowId, fd: u64) {
+    let mut buf = alloc::vec![0u8; 64 * 1024];
+    loop {
+        let n = match io::read(fd, &mut buf) {
+            Ok(n) => n,
+            Err(e) if e.msg() == rt::notes::INTERRUPTED => continue,
+            Err(_) => {
+                let _ = nat.0.lock().abort(flow);
+                drive(machine, nat);
+                return;
+            }
+        };
+        if n == 0 {
+            let _ = nat.0.lock().close(flow);
+            drive(machine, nat);
+            return;
+        }
+        let mut sent = 0;
+        while sent < n {
+            let r = nat.0.lock().send(flow, &buf[sent..n]);
+            drive(machine, nat);
+            match r {
+                Ok(k) => sent += k,
+                Err(FlowError::WouldBlock) => {
+                    let _ = w.writable.acquire();
+                }
+                Err(e) => {
+                    rt::eprintln!("vmrunkernel: forward to the guest: {e}");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn guest_to_host(machine: &Machine, nat: &SharedNat, w: &Wakers, flow: FlowId, fd: u64) {
+    let mut buf = alloc::vec![0u8; 64 * 1024];
+    loop {
+        let r = nat.0.lock().recv(flow, &mut buf);
+        drive(machine, nat);
+        match r {
+            Ok(0) => return, // the guest closed its direction
+            Ok(n) => {
+                let mut done = 0;
+                while done < n {
+                    match io::write(fd, &buf[done..n]) {
+                        Ok(k) => done += k,
+                        Err(e) if e.msg() == rt::notes::INTERRUPTED => {}
+                        Err(_) => {
+                            let _ = nat.0.lock().abort(flow);
+                            return;
+                        }
+                    }
+                }
+            }
+            Err(FlowError::WouldBlock) => {
+                let _ = w.readable.acquire();
+            }
+            Err(e) => {
+                rt::eprintln!("vmrunkernel: forward to the guest: {e}");
+                return;
+            }
+        }
+    }
+}
