@@ -98,7 +98,7 @@ fn qemu_svm_vmtest() {
         vmtest(
             &qemu("vm-qemu-svm"),
             "SVM (NPT",
-            "vmtest: 13 passed, 0 failed\n",
+            "vmtest: 16 passed, 0 failed\n",
         );
     }
 }
@@ -109,7 +109,7 @@ fn bochs_vmx_vmtest() {
         vmtest(
             &bochs("vm-bochs-vmx", "corei7_skylake_x"),
             "VMX (EPT VPID unrestricted-guest",
-            "vmtest: 13 passed, 0 failed\n",
+            "vmtest: 16 passed, 0 failed\n",
         );
     }
 }
@@ -121,7 +121,7 @@ fn bochs_svm_vmtest() {
         vmtest(
             &bochs("vm-bochs-svm", "trinity_apu"),
             "SVM (NPT NRIP-save",
-            "vmtest: 12 passed, 0 failed, 1 skipped\n",
+            "vmtest: 15 passed, 0 failed, 1 skipped\n",
         );
     }
 }

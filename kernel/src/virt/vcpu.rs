@@ -106,7 +106,13 @@ impl Vcpu {
             pending: Pending::None,
             completion: None,
             stopped: false,
-            mp: MpState::Running,
+            // Application processors wait for INIT/SIPI (or a state from the VMM), like a real
+            // machine's after reset (SDM Vol. 3A §9.4.1).
+            mp: if index == 0 {
+                MpState::Running
+            } else {
+                MpState::WaitForSipi
+            },
             exception: None,
             dr: [0, 0, 0, 0, 0xffff_0ff0, 0x400, 0xffff_0ff0, 0x400],
             misc_enable: 1,

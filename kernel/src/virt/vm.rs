@@ -354,7 +354,10 @@ impl Vm {
     /// What a LAPIC register write caused: an IPI to route, an EOI for the IOAPIC.
     pub fn lapic_effects(&self, from: &Vcpu, ipi: Option<Ipi>, eoi: Option<u8>) {
         if let Some(ipi) = ipi {
-            self.deliver(ipi, from.lapic.lock().id(), false);
+            // Not in the argument list: the guard would live through `deliver`, which locks
+            // every LAPIC, the sender's too.
+            let sender = from.lapic.lock().id();
+            self.deliver(ipi, sender, false);
         }
         if let Some(vector) = eoi {
             let mut io = self.ioapic.lock();

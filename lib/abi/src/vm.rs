@@ -7,7 +7,9 @@
 //! - `mem GPA LEN VA`: guest-physical `[GPA, GPA+LEN)` is the VMM's memory at `VA` (all three
 //!   page-aligned; the VA range must be writable memory of the VMM). The guest and the VMM then
 //!   share those pages (zero copy); the VMM cannot shrink its heap below them while the VM lives.
-//! - `vcpu N`: creates vCPU `N` (0 <= N < [`MAX_VCPUS`]) and its file `vcpuN`.
+//! - `vcpu N`: creates vCPU `N` (0 <= N < [`MAX_VCPUS`]) and its file `vcpuN`. vCPU 0 starts
+//!   in the reset state; the others wait (a read blocks) for an INIT/SIPI from another vCPU's
+//!   LAPIC, or for a [`SetState`].
 //! - `irq LINE LEVEL`: drives IOAPIC input `LINE` (0 <= LINE < [`IOAPIC_PINS`]) to `LEVEL` (0 or 1).
 //!   Edge-triggered pins interrupt on each rising edge.
 //! - `destroy`: stops every vCPU and frees the VM's memory mappings and hardware state now.

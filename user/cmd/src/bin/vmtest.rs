@@ -1,6 +1,8 @@
 //! vmtest: checks hardware virtualization through `#vm` with small guests built in-tree: real
 //! and protected mode entry, port I/O (REP strings too), MMIO of every size, a hypercall, HLT
-//! woken by the LAPIC timer, CPUID and MSRs, a triple fault, a bad state, 10,000 exits without
+//! woken by the LAPIC timer, CPUID and MSRs, IOAPIC interrupts (edge and level), a second vCPU
+//! started by INIT/SIPI and IPIs, SSE state kept per guest, a triple fault, a bad state, 10,000
+//! exits without
 //! leaks, an exit storm and a guest that spins with interrupts off while the kernel stays
 //! responsive, and the VMM killed while its vCPU runs. Prints one line per case and `vmtest: N passed, M failed`;
 //! exits non-zero if any case failed. `vmtest CASE...` runs only those cases.
@@ -338,6 +340,134 @@ fn bad_state() -> Check {
     Ok(())
 }
 
+fn ioapic() -> Check {
+    let g = Guest::new()?;
+    g.start_long(entry(&raw const guest::guest_ioapic))?;
+    let version = g.expect_report()?;
+    ensure!(
+        version == 0x0017_0011,
+        "IOAPIC version register {version:#x}"
+    );
+    ensure!(
+        g.expect_pio(0x22, true)?.value == 1,
+        "not ready for the edge"
+    );
+    g.vm.ctl("irq 5 1")?;
+    g.vm.ctl("irq 5 0")?;
+    ensure!(
+        g.expect_report()? == 1,
+        "the edge-triggered pin did not interrupt once"
+    );
+    ensure!(
+        g.expect_pio(0x22, true)?.value == 2,
+        "not ready for the level"
+    );
+    g.vm.ctl("irq 6 1")?;
+    // Delivered, EOI, delivered again while the line is high; then the guest asks us to lower it.
+    let e = g.expect_pio(0x23, true)?;
+    ensure!(e.value == 3, "level pin: {:#x}", e.value);
+    g.vm.ctl("irq 6 0")?;
+    ensure!(
+        g.expect_report()? == 3,
+        "level pin: wrong count of interrupts"
+    );
+    g.expect_done()?;
+    let bad = g.vm.ctl("irq 24 1");
+    ensure!(bad.is_err(), "irq 24 accepted");
+    Ok(())
+}
+
+fn two_vcpus_ipi() -> Check {
+    use core::sync::atomic::{AtomicU64, Ordering};
+    static AP: AtomicU64 = AtomicU64::new(0);
+    let g = Guest::new()?;
+    let ap = g.vm.vcpu(1)?;
+    AP.store(0, Ordering::SeqCst);
+    // The second vCPU's thread: waits in the kernel for INIT/SIPI, then runs the receiver.
+    let worker = rt::thread::spawn(move || {
+        let run = || -> rt::Result<u64> {
+            let e = ap.run()?;
+            if e.kind() != Some(ExitReason::Pio) || e.port != 0x24 || e.value != 0xa9 {
+                return Err(rt::Error(format!("AP start: {}", vmlib::describe(&e))));
+            }
+            let cs = e.state.sregs.cs;
+            if cs.base != 0xc000 || e.state.sregs.cr0 & 1 != 0 {
+                return Err(rt::Error(format!("AP started at {:#x}", cs.base)));
+            }
+            ap.set_state(&vmlib::long_mode(entry(
+                &raw const guest::guest_ipi_receiver,
+            )))?;
+            let count = report(&ap)?;
+            let id = report(&ap)?;
+            let e = ap.run()?;
+            if e.kind() != Some(ExitReason::Pio) || e.port != 0xf4 {
+                return Err(rt::Error(format!("AP end: {}", vmlib::describe(&e))));
+            }
+            Ok(count | id << 32)
+        };
+        AP.store(
+            match run() {
+                Ok(v) => v | 1 << 63,
+                Err(e) => {
+                    println!("  AP: {e}");
+                    u64::MAX
+                }
+            },
+            Ordering::SeqCst,
+        );
+    })?;
+    g.start_long(entry(&raw const guest::guest_ipi_sender))?;
+    let bsp = g.expect_done();
+    worker.join();
+    bsp?;
+    let v = AP.load(Ordering::SeqCst);
+    ensure!(v != u64::MAX && v & 1 << 63 != 0, "the second vCPU failed");
+    let (count, id) = (v & 0xffff_ffff, (v >> 32) & 0x7fff_ffff);
+    ensure!(
+        count >= 1 && id == 1,
+        "receiver: {count} IPIs, x2APIC ID {id}"
+    );
+    Ok(())
+}
+
+fn report(v: &vmlib::Vcpu) -> rt::Result<u64> {
+    let e = v.run()?;
+    if e.kind() != Some(ExitReason::Pio) || e.port != 0x21 {
+        return Err(rt::Error(format!(
+            "expected a report, got {}",
+            vmlib::describe(&e)
+        )));
+    }
+    Ok(e.value)
+}
+
+fn fpu_state_per_guest() -> Check {
+    let a = Guest::new()?;
+    let b = Guest::new()?;
+    let start = |g: &Guest, pattern: u64| -> Check {
+        let mut s = vmlib::long_mode(entry(&raw const guest::guest_sse));
+        s.sregs.cr4 |= 1 << 9 | 1 << 10; // OSFXSR, OSXMMEXCPT
+        s.regs.rbx = pattern;
+        g.vcpu.set_state(&s)?;
+        g.expect_pio(0x25, true)?;
+        Ok(())
+    };
+    let check = |g: &Guest, pattern: u64| -> Check {
+        let lo = g.expect_report()?;
+        let hi = g.expect_report()?;
+        let upper = g.expect_report()?;
+        ensure!(
+            hi << 32 | lo == pattern && upper == pattern & 0xffff_ffff,
+            "XMM0 {hi:#x}:{lo:#x} (upper {upper:#x}), not {pattern:#x}"
+        );
+        g.expect_done()
+    };
+    start(&a, 0x1111_2222_3333_4444)?;
+    start(&b, 0x5555_6666_7777_8888)?;
+    check(&a, 0x1111_2222_3333_4444)?;
+    check(&b, 0x5555_6666_7777_8888)
+}
+
 fn stat(text: &str, name: &str) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
@@ -554,6 +684,9 @@ const CASES: &[Case] = &[
     ("hypercall", hypercall),
     ("lapic_timer_wakes_hlt", lapic_timer),
     ("cpuid_and_msrs", cpuid_and_msrs),
+    ("ioapic_edge_and_level", ioapic),
+    ("two_vcpus_init_sipi_ipi", two_vcpus_ipi),
+    ("fpu_state_per_guest", fpu_state_per_guest),
     ("triple_fault", triple_fault),
     ("bad_state_fails_entry", bad_state),
     ("exits_10000_no_leak", exits_no_leak),

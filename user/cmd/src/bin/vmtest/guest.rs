@@ -7,7 +7,9 @@
 //! - port 0x21: a value reported to the VMM (its size is the access size);
 //! - the GDT at `gdt`: 0x08 flat 32-bit code, 0x10 flat data, 0x18 64-bit code;
 //! - in long mode the VMM's page tables identity-map the first 4 GiB and its IDT (at
-//!   `vmlib::IDT`) sends vector 0x40 to `timer_isr`, 13 to `gp_isr`.
+//!   `vmlib::IDT`) sends vector 0x40 to `timer_isr`, 13 to `gp_isr`, 0x45 and 0x46 to
+//!   `ioapic_isr`, 0x47 and 0x48 to `ipi_isr`;
+//! - the second vCPU of the IPI test starts in real mode at 0xc000 (a few bytes the VMM writes).
 
 core::arch::global_asm!(
     r#"
@@ -167,9 +169,13 @@ guest_timer:
     movl $0x40, 0x320(%rdi)         /* one-shot, vector 0x40 */
     movl $1000000, 0x380(%rdi)      /* 10 ms at 100 MHz */
     sti
-1:  hlt
+1:  cli                             /* wait for ticks >= 1, halting between */
     cmpl $1, ticks(%rip)
-    jb 1b
+    jae 5f
+    sti
+    hlt
+    jmp 1b
+5:  sti
     movl ticks(%rip), %eax
     outl %eax, $0x21
     cli
@@ -189,9 +195,13 @@ guest_timer:
     movl $1000000, %eax
     wrmsr
     sti
-2:  hlt
+2:  cli                             /* wait for ticks >= 4, halting between */
     cmpl $4, ticks(%rip)
-    jb 2b
+    jae 6f
+    sti
+    hlt
+    jmp 2b
+6:  sti
     cli
     movl $0x838, %ecx               /* stop */
     xorl %eax, %eax
@@ -212,9 +222,13 @@ guest_timer:
     movl $0x6e0, %ecx
     wrmsr
     sti
-3:  hlt
+3:  cli                             /* wait for ticks >= 5, halting between */
     cmpl $5, ticks(%rip)
-    jb 3b
+    jae 7f
+    sti
+    hlt
+    jmp 3b
+7:  sti
     movl ticks(%rip), %eax
     outl %eax, $0x21
     xorl %eax, %eax
@@ -334,6 +348,161 @@ guest_out_loop:
     outb %al, $0x80
     jmp guest_out_loop
 
+/* ---- IOAPIC: an edge-triggered and a level-triggered pin ------------------------------- */
+    .global guest_ioapic
+guest_ioapic:
+    movabsq $0xfee00000, %rdi
+    movl $0x1ff, 0xf0(%rdi)         /* LAPIC on */
+    movabsq $0xfec00000, %rsi
+    movl $0x1a, (%rsi)              /* pin 5: edge, vector 0x45, to APIC 0 */
+    movl $0x45, 0x10(%rsi)
+    movl $0x1b, (%rsi)
+    movl $0, 0x10(%rsi)
+    movl $0x1c, (%rsi)              /* pin 6: level, vector 0x46 */
+    movl $0x8046, 0x10(%rsi)
+    movl $0x1d, (%rsi)
+    movl $0, 0x10(%rsi)
+    movl $1, (%rsi)                 /* the version register */
+    movl 0x10(%rsi), %eax
+    outl %eax, $0x21
+    sti
+    movl $1, %eax                   /* ready for the edge */
+    outl %eax, $0x22
+1:  cli                             /* wait for irq_count >= 1, halting between */
+    cmpl $1, irq_count(%rip)
+    jae 3f
+    sti
+    hlt
+    jmp 1b
+3:  sti
+    movl irq_count(%rip), %eax
+    outl %eax, $0x21
+    movl $2, %eax                   /* ready for the level */
+    outl %eax, $0x22
+2:  cli                             /* wait for irq_count >= 3, halting between */
+    cmpl $3, irq_count(%rip)
+    jae 4f
+    sti
+    hlt
+    jmp 2b
+4:  sti
+    movl irq_count(%rip), %eax
+    outl %eax, $0x21
+    xorl %eax, %eax
+    outl %eax, $0xf4
+
+    .global ioapic_isr
+ioapic_isr:
+    pushq %rax
+    incl irq_count(%rip)
+    cmpl $3, irq_count(%rip)
+    jne 1f
+    movl $3, %eax                   /* the VMM lowers the level line now */
+    outl %eax, $0x23
+1:  movabsq $0xfee000b0, %rax       /* EOI: the level pin is delivered again while high */
+    movl $0, (%rax)
+    popq %rax
+    iretq
+
+/* ---- Two vCPUs: INIT/SIPI start the second, then IPIs ---------------------------------- */
+    .global guest_ipi_sender
+guest_ipi_sender:
+    movl $0x1b, %ecx                /* x2APIC mode */
+    rdmsr
+    orl $0x400, %eax
+    wrmsr
+    movl $0x80f, %ecx               /* SVR: on */
+    movl $0x1ff, %eax
+    xorl %edx, %edx
+    wrmsr
+    movl $0x830, %ecx               /* INIT to APIC 1 */
+    movl $0x4500, %eax
+    movl $1, %edx
+    wrmsr
+    movl $0x60c, %eax               /* SIPI: start at 0xc000 */
+    wrmsr
+    sti
+    movabsq $0xb000, %rsi
+1:  pause                           /* until the receiver is ready */
+    cmpl $1, (%rsi)
+    jne 1b
+    movl $0x830, %ecx               /* a fixed IPI, vector 0x47, to APIC 1 */
+    movl $0x47, %eax
+    movl $1, %edx
+    wrmsr
+    movl $0x83f, %ecx               /* a self IPI, vector 0x48 */
+    movl $0x48, %eax
+    xorl %edx, %edx
+    wrmsr
+2:  cli                             /* wait for ipi_count >= 1, halting between */
+    cmpl $1, ipi_count(%rip)
+    jae 3f
+    sti
+    hlt
+    jmp 2b
+3:  sti
+    xorl %eax, %eax
+    outl %eax, $0xf4
+
+    .global guest_ipi_receiver
+guest_ipi_receiver:
+    movl $0x1b, %ecx
+    rdmsr
+    orl $0x400, %eax
+    wrmsr
+    movl $0x80f, %ecx
+    movl $0x1ff, %eax
+    xorl %edx, %edx
+    wrmsr
+    sti
+    movabsq $0xb000, %rsi
+    movl $1, (%rsi)                 /* ready */
+1:  cli                             /* wait for ipi_count >= 1, halting between */
+    cmpl $1, ipi_count(%rip)
+    jae 2f
+    sti
+    hlt
+    jmp 1b
+2:  sti
+    movl ipi_count(%rip), %eax
+    outl %eax, $0x21
+    movl $0x802, %ecx               /* its x2APIC ID */
+    rdmsr
+    outl %eax, $0x21
+    xorl %eax, %eax
+    outl %eax, $0xf4
+
+    .global ipi_isr
+ipi_isr:
+    pushq %rax
+    pushq %rcx
+    pushq %rdx
+    lock incl ipi_count(%rip)
+    movl $0x80b, %ecx               /* EOI */
+    xorl %eax, %eax
+    xorl %edx, %edx
+    wrmsr
+    popq %rdx
+    popq %rcx
+    popq %rax
+    iretq
+
+/* ---- SSE state belongs to its guest ---------------------------------------------------- */
+    .global guest_sse
+guest_sse:                          /* RBX: a pattern to keep in XMM0 across other guests */
+    movq %rbx, %xmm0
+    pshufd $0x44, %xmm0, %xmm0
+    outl %eax, $0x25
+    movq %xmm0, %rax
+    outl %eax, $0x21
+    shrq $32, %rax
+    outl %eax, $0x21
+    pshufd $0xee, %xmm0, %xmm1
+    movq %xmm1, %rax
+    outl %eax, $0x21
+    xorl %eax, %eax
+    outl %eax, $0xf4
+
 /* ---- Data ----------------------------------------------------------------------------- */
     .balign 8
     .global gdt
@@ -354,6 +523,11 @@ gp_count:
     .long 0
 x2apic_mode:
     .byte 0
+    .balign 4
+irq_count:
+    .long 0
+ipi_count:
+    .long 0
 pio_message:
     .ascii "REP OUTSB carries this sentence out of the guest in pieces of up to 256 bytes; "
     .ascii "it is long enough to need more than one exit, and every byte must arrive in order "
@@ -377,6 +551,12 @@ unsafe extern "C" {
     static gdt: u8;
     static timer_isr: u8;
     static gp_isr: u8;
+    static ioapic_isr: u8;
+    static ipi_isr: u8;
+    pub static guest_ioapic: u8;
+    pub static guest_ipi_sender: u8;
+    pub static guest_ipi_receiver: u8;
+    pub static guest_sse: u8;
     pub static guest_real: u8;
     pub static guest_pm32: u8;
     pub static guest_pio: u8;
@@ -418,4 +598,14 @@ pub fn timer_isr_offset() -> u64 {
 /// Offset of the #GP handler.
 pub fn gp_isr_offset() -> u64 {
     offset(&raw const gp_isr)
+}
+
+/// Offset of the IOAPIC test's interrupt handler.
+pub fn ioapic_isr_offset() -> u64 {
+    offset(&raw const ioapic_isr)
+}
+
+/// Offset of the IPI test's interrupt handler.
+pub fn ipi_isr_offset() -> u64 {
+    offset(&raw const ipi_isr)
 }

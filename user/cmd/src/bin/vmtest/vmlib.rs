@@ -199,6 +199,14 @@ impl Guest {
         }
         ram.write(IDT + 0x40 * 16, &gate(LOAD + guest::timer_isr_offset()));
         ram.write(IDT + 13 * 16, &gate(LOAD + guest::gp_isr_offset()));
+        for v in [0x45, 0x46] {
+            ram.write(IDT + v * 16, &gate(LOAD + guest::ioapic_isr_offset()));
+        }
+        for v in [0x47, 0x48] {
+            ram.write(IDT + v * 16, &gate(LOAD + guest::ipi_isr_offset()));
+        }
+        // The second vCPU's real-mode start at 0xc000: OUT 0x24 with AX = 0xa9; HLT.
+        ram.write(0xc000, &[0xb8, 0xa9, 0x00, 0xe7, 0x24, 0xf4]);
         // An instruction across a page boundary for the MMIO test: MOV EAX, [RDI]; RET.
         ram.write(0x9fff, &[0x8b, 0x07, 0xc3]);
         vm.ctl(&format!("mem 0 {RAM:#x} {:#x}", ram.va()))?;
