@@ -188,6 +188,17 @@ impl Dev for VmDev {
         }
     }
 
+    /// A VMM that dies closes all its channels: the first one closed destroys its VMs at once,
+    /// even if another process still holds a channel to one (which then only sees `stats`).
+    fn close(&self, c: &Chan) {
+        let Ok(vm) = vm_of(c) else { return };
+        let me = crate::proc::sched::current();
+        let dying = me.killed.load(core::sync::atomic::Ordering::Acquire);
+        if dying && me.process.as_ref().is_some_and(|p| p.pid == vm.owner) {
+            vm.destroy();
+        }
+    }
+
     fn write(&self, c: &Chan, buf: &[u8], _offset: u64) -> KResult<usize> {
         check_io(c, true)?;
         let vm = vm_of(c)?;

@@ -152,6 +152,28 @@ pub fn bitness(hw: &mut dyn HwVcpu) -> u32 {
     }
 }
 
+/// Reads the instruction bytes at CS:RIP (up to 15, fewer if a page after the first is not
+/// mapped).
+pub fn fetch_bytes(hw: &mut dyn HwVcpu, mem: &GuestMemory) -> Option<([u8; 15], usize)> {
+    let base = if bitness(hw) == 64 {
+        0
+    } else {
+        hw.segment(SegReg::Cs).base
+    };
+    let la = base.wrapping_add(hw.rip());
+    let paging = Paging::of(hw);
+    let mut b = [0u8; 15];
+    let mut n = 15;
+    while paging.read_linear(mem, la, &mut b[..n]).is_none() {
+        let to_page_end = (4096 - la % 4096) as usize;
+        if n <= to_page_end || to_page_end == 0 {
+            return None;
+        }
+        n = to_page_end;
+    }
+    Some((b, n))
+}
+
 /// Fetches and decodes the instruction at CS:RIP (or decodes `bytes` the hardware gave).
 pub fn fetch(
     hw: &mut dyn HwVcpu,
@@ -162,30 +184,24 @@ pub fn fetch(
     let rip = hw.rip();
     let (bytes, n) = match given {
         Some(g) => g,
-        None => {
-            let base = if bits == 64 {
-                0
-            } else {
-                hw.segment(SegReg::Cs).base
-            };
-            let la = base.wrapping_add(rip);
-            let paging = Paging::of(hw);
-            let mut b = [0u8; 15];
-            // The instruction may end before a page that is not mapped: try shorter reads.
-            let mut n = 15;
-            while paging.read_linear(mem, la, &mut b[..n]).is_none() {
-                let to_page_end = (4096 - la % 4096) as usize;
-                if n <= to_page_end || to_page_end == 0 {
-                    return None;
-                }
-                n = to_page_end;
-            }
-            (b, n)
-        }
+        None => fetch_bytes(hw, mem)?,
     };
     let mut d = Decoder::with_ip(bits, &bytes[..n], rip, DecoderOptions::NONE);
     let instr = d.decode();
     (!instr.is_invalid()).then_some((instr, bytes, n))
+}
+
+/// The length of the instructions that exit unconditionally, when they come without prefixes
+/// (SDM Vol. 2 opcode tables): CPUID, RDMSR, WRMSR, HLT, VMCALL, VMMCALL, XSETBV, PAUSE, INVD,
+/// WBINVD, and MOV to or from a control or debug register. Anything else needs the decoder.
+pub fn quick_len(bytes: &[u8]) -> Option<u8> {
+    match bytes {
+        [0xf4, ..] => Some(1),
+        [0x0f, 0xa2 | 0x30 | 0x32 | 0x08 | 0x09, ..] | [0xf3, 0x90, ..] => Some(2),
+        [0x0f, 0x01, 0xc1 | 0xd9 | 0xd1, ..] => Some(3),
+        [0x0f, 0x20..=0x23, modrm, ..] if modrm >> 6 == 3 => Some(3),
+        _ => None,
+    }
 }
 
 /// A general register operand: its number (RAX = 0 ... R15 = 15), size in bytes, and whether it

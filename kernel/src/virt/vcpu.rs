@@ -290,7 +290,11 @@ pub fn insn_len(vm: &Vm, i: &mut VcpuInner, len: Len) -> Option<u8> {
         _ => {
             let mem = vm.mem.lock();
             let mem = mem.as_ref()?;
-            decode::fetch(i.hw.as_mut(), mem, None).map(|(instr, _, _)| instr.len() as u8)
+            let (bytes, n) = decode::fetch_bytes(i.hw.as_mut(), mem)?;
+            decode::quick_len(&bytes[..n]).or_else(|| {
+                decode::fetch(i.hw.as_mut(), mem, Some((bytes, n)))
+                    .map(|(instr, _, _)| instr.len() as u8)
+            })
         }
     }
 }
@@ -494,6 +498,7 @@ fn run_inner(vm: &Vm, v: &Vcpu, i: &mut VcpuInner, out: &mut ExitRecord) -> KRes
                 }
                 return Ok(());
             }
+            Action::Fail(e) => return Err(e.into()),
             Action::Halt => {
                 leave_context(i);
                 let deadline = v.lapic.lock().deadline().map(tsc_to_uptime);

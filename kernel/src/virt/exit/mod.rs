@@ -25,6 +25,8 @@ pub enum Action {
     Reflect,
     /// The guest halted with interrupts enabled: sleep until an interrupt is pending.
     Halt,
+    /// The kernel cannot go on (out of memory): the read fails with this error.
+    Fail(&'static str),
 }
 
 /// What a handler works on.

@@ -79,7 +79,7 @@ pub fn handle(ctx: &mut Ctx, gpa: u64, _write: bool, fetch: bool) -> Action {
             Some(Ok(b)) => b,
             Some(Err(e)) => {
                 log::warn!("vm {}: cannot map guest page {gpa:#x}: {e}", ctx.vm.id);
-                Backing::Unbacked
+                return Action::Fail(abi::errors::ENOMEM);
             }
             None => Backing::Unbacked,
         };
