@@ -30,6 +30,10 @@ const TESTS: &[Test] = &[
     ("kstack_guard_unmapped", kstack_guard_unmapped),
     ("timer_ticks_advance", timer_ticks_advance),
     ("tsc_monotonic", tsc_monotonic),
+    ("virt_lapic", crate::virt::selftest::lapic),
+    ("virt_ioapic", crate::virt::selftest::ioapic),
+    ("virt_mmio_decoder", crate::virt::selftest::mmio_decoder),
+    ("virt_cpuid_view", crate::virt::selftest::cpuid_view),
 ];
 
 /// Runs every test and reports.

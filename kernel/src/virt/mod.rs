@@ -2,7 +2,8 @@
 //! tables over the VMM's own memory ([`npt`], [`memory`]), the vCPU run loop ([`vcpu`]) and its
 //! exit handlers ([`exit`]), the in-kernel LAPIC and IOAPIC ([`lapic`], [`ioapic`]),
 //! instruction decoding for MMIO ([`decode`]), guest FPU state ([`fpu`]), and VMs ([`vm`]),
-//! which the `#vm` device (`dev::vm`) puts in the name space.
+//! which the `#vm` device (`dev::vm`) puts in the name space. [`selftest`] holds the in-kernel
+//! tests of the pure parts (`ktest`).
 //!
 //! Unsafe code lives in the backends' instruction and entry modules (`vmx::instr`,
 //! `vmx::entry`, `svm::entry`), the VMCS/VMCB accessors, the FPU save/restore and the MSR
@@ -17,6 +18,7 @@ pub mod lapic;
 pub mod memory;
 pub mod msr;
 pub mod npt;
+pub mod selftest;
 pub mod svm;
 pub mod vcpu;
 pub mod vm;
