@@ -66,6 +66,12 @@ pub fn init_cpu() {
     // SAFETY: NE selects native x87 error reporting (required by VMX); TS makes FPU
     // instructions fault, which only guests may use (see the module comment).
     unsafe { Cr0::update(|f| f.insert(Cr0Flags::NUMERIC_ERROR | Cr0Flags::TASK_SWITCHED)) };
+    log::debug!(
+        "virt: guest FPU state by {} ({} bytes, XCR0 up to {:#x})",
+        if xsave { "XSAVE" } else { "FXSAVE" },
+        AREA_BYTES.load(Ordering::Relaxed),
+        max_xcr0()
+    );
 }
 
 /// The largest XCR0 a guest may set (0 without XSAVE).

@@ -19,7 +19,8 @@
 //! A `vcpuK` file is the vCPU:
 //!
 //! - `read` (of at least `size_of::<Exit>()` bytes) runs the vCPU until an exit that needs the VMM
-//!   and returns one [`Exit`]. The kernel handles the rest itself (CPUID, MSRs, control
+//!   and returns one [`Exit`]. Only threads of the process that made the VM may run it, one
+//!   thread at a time per vCPU. The kernel handles the rest itself (CPUID, MSRs, control
 //!   registers, HLT, the LAPIC and IOAPIC, interrupt windows, faults on registered memory). A note
 //!   interrupts the read (error `interrupted`); the guest's state is kept, and the next read
 //!   resumes it.
@@ -277,7 +278,8 @@ pub enum ExitReason {
     /// and no in-kernel device claims; a store's value in `value`.
     Mmio = 2,
     /// VMCALL or VMMCALL, at any privilege level: the number in `value` (RAX), the arguments in
-    /// `state.regs` (RBX, RCX, RDX, RSI). [`Complete::value`] goes to RAX.
+    /// `state.regs` (RBX, RCX, RDX, RSI). [`Complete::value`] goes to RAX; to return more
+    /// registers, write [`SetRegs`] instead, with RIP past the instruction (3 bytes).
     Hypercall = 3,
     /// The guest triple-faulted: a shutdown condition. It cannot run on unless the VMM sets
     /// a new state.

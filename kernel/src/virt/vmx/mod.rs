@@ -385,7 +385,6 @@ impl Backend for Vmx {
             flush_vpid,
             launched: false,
             proc: c.proc,
-            entry: c.entry,
             event_queued: false,
             host_cr3: 0,
             switched: [0; 5],
@@ -414,8 +413,6 @@ pub struct VmxVcpu {
     launched: bool,
     /// The primary controls as last written (interrupt-window exiting changes).
     proc: u32,
-    /// The entry controls as last written (IA-32e mode guest changes).
-    entry: u32,
     /// The VM-entry interruption-information field is valid.
     event_queued: bool,
     /// HOST_CR3 as last written.
@@ -472,7 +469,7 @@ impl VmxVcpu {
         Ctrl32::ProcBased.write(&c, self.proc);
         Ctrl32::ProcBased2.write(&c, cfg.proc2);
         Ctrl32::ExitControls.write(&c, cfg.exit);
-        Ctrl32::EntryControls.write(&c, self.entry);
+        Ctrl32::EntryControls.write(&c, cfg.entry);
         // #DB and #AC exit, so a guest cannot wedge the CPU delivering them forever
         // (CVE-2015-5307, CVE-2015-8104); the handler reflects them back (§25.6.3).
         Ctrl32::ExceptionBitmap.write(&c, 1 << 1 | 1 << 17);
@@ -579,16 +576,18 @@ impl VmxVcpu {
         CtrlNatural::Cr4Shadow.write(&c, value);
     }
 
-    /// Makes the IA-32e-mode-guest entry control follow EFER.LMA (§26.3.1.1).
+    /// Makes the IA-32e-mode-guest entry control follow EFER.LMA (§26.3.1.1). The control is
+    /// read back rather than cached: a VM exit stores the guest's EFER.LMA into it (§28.2), so a
+    /// guest that enters long mode by itself changes it.
     fn sync_ia32e(&mut self, efer: u64) {
+        let c = self.cur();
+        let entry = Ctrl32::EntryControls.read(&c);
         let want = if efer & EFER_LMA != 0 {
-            self.entry | ENTRY_IA32E
+            entry | ENTRY_IA32E
         } else {
-            self.entry & !ENTRY_IA32E
+            entry & !ENTRY_IA32E
         };
-        if want != self.entry {
-            self.entry = want;
-            let c = self.cur();
+        if want != entry {
             Ctrl32::EntryControls.write(&c, want);
         }
     }

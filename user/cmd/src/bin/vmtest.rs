@@ -53,6 +53,11 @@ fn real_mode_to_long_mode() -> Check {
         s.cs.access
     );
     ensure!(s.cr0 & 0x8000_0001 == 0x8000_0001, "CR0 {:#x}", s.cr0);
+    g.expect_done()?;
+    // Back to real mode from the VMM, once more (the VMX IA-32e entry control must follow).
+    g.vcpu
+        .set_state(&abi::vm::VcpuState::real_mode(vmlib::LOAD as u16))?;
+    ensure!(g.expect_report()? == 0x64, "second run from real mode");
     g.expect_done()
 }
 
@@ -217,17 +222,20 @@ fn mmio() -> Check {
 fn hypercall() -> Check {
     let g = Guest::new()?;
     g.start_long(entry(&raw const guest::guest_hypercall))?;
-    let e = g.vcpu.run()?;
-    ensure!(
-        e.kind() == Some(ExitReason::Hypercall),
-        "expected a hypercall, got {}",
-        vmlib::describe(&e)
-    );
+    let call = |nr: u64| -> rt::Result<abi::vm::Exit> {
+        let e = g.vcpu.run()?;
+        ensure!(
+            e.kind() == Some(ExitReason::Hypercall) && e.value == nr,
+            "expected hypercall {nr:#x}, got {}",
+            vmlib::describe(&e)
+        );
+        Ok(e)
+    };
+    let e = call(0x1234)?;
     let r = &e.state.regs;
     ensure!(
-        (e.value, r.rbx, r.rcx, r.rdx, r.rsi) == (0x1234, 0x1111, 0x2222, 0x3333, 0x4444),
-        "hypercall {:#x} ({:#x}, {:#x}, {:#x}, {:#x})",
-        e.value,
+        (r.rbx, r.rcx, r.rdx, r.rsi) == (0x1111, 0x2222, 0x3333, 0x4444),
+        "arguments ({:#x}, {:#x}, {:#x}, {:#x})",
         r.rbx,
         r.rcx,
         r.rdx,
@@ -240,7 +248,22 @@ fn hypercall() -> Check {
         (hi << 32 | lo) == 0xfeed_face_1234_5678,
         "result {hi:#x}:{lo:#x}"
     );
-    g.expect_done()
+    // From user mode (CPL 3), with the result used by the next one.
+    let e = call(0x5678)?;
+    ensure!(
+        e.state.sregs.cs.selector & 3 == 3 && e.state.regs.rbx == 0x55,
+        "CPL {} rbx {:#x}",
+        e.state.sregs.cs.selector & 3,
+        e.state.regs.rbx
+    );
+    g.vcpu.complete(&Complete::value(0xabc))?;
+    let e = call(0x9999)?;
+    ensure!(
+        e.state.regs.rbx == 0xabc,
+        "CPL 3 result {:#x}",
+        e.state.regs.rbx
+    );
+    Ok(())
 }
 
 fn lapic_timer() -> Check {

@@ -5,7 +5,8 @@
 //! Conventions shared with the tests:
 //! - port 0xf4: "done", EAX = 0 for success (anything else is a failure code);
 //! - port 0x21: a value reported to the VMM (its size is the access size);
-//! - the GDT at `gdt`: 0x08 flat 32-bit code, 0x10 flat data, 0x18 64-bit code;
+//! - the GDT at `gdt`: 0x08 flat 32-bit code, 0x10 flat data, 0x18 64-bit code, 0x20 user data,
+//!   0x28 user 64-bit code;
 //! - in long mode the VMM's page tables identity-map the first 4 GiB and its IDT (at
 //!   `vmlib::IDT`) sends vector 0x40 to `timer_isr`, 13 to `gp_isr`, 0x45 and 0x46 to
 //!   `ioapic_isr`, 0x47 and 0x48 to `ipi_isr`;
@@ -144,21 +145,41 @@ guest_mmio:
 guest_hypercall:
     xorl %eax, %eax
     cpuid
+    xorl %r12d, %r12d
     cmpl $0x68747541, %ebx          /* "Auth": AMD, VMMCALL */
+    sete %r12b
     movq $0x1234, %rax
     movq $0x1111, %rbx
     movq $0x2222, %rcx
     movq $0x3333, %rdx
     movq $0x4444, %rsi
-    jne 1f
-    vmmcall
-    jmp 2f
-1:  vmcall
-2:  outl %eax, $0x21
+    call hypercall
+    outl %eax, $0x21
     shrq $32, %rax
     outl %eax, $0x21
-    xorl %eax, %eax
-    outl %eax, $0xf4
+    movq %rsp, %rax                 /* to CPL 3: a hypercall from user mode */
+    pushq $0x23
+    pushq %rax
+    pushfq
+    pushq $0x2b
+    leaq 3f(%rip), %rax
+    pushq %rax
+    iretq
+3:  movq $0x5678, %rax
+    movq $0x55, %rbx
+    call hypercall
+    movq %rax, %rbx                 /* the result goes back in the next one */
+    movq $0x9999, %rax
+    call hypercall
+4:  jmp 4b
+
+hypercall:
+    testq %r12, %r12
+    jz 1f
+    vmmcall
+    ret
+1:  vmcall
+    ret
 
 /* ---- LAPIC timer: xAPIC one-shot, x2APIC periodic, TSC deadline; HLT between ---------- */
     .global guest_timer
@@ -511,8 +532,10 @@ gdt:
     .quad 0x00cf9b000000ffff        /* 0x08: 32-bit code */
     .quad 0x00cf93000000ffff        /* 0x10: data */
     .quad 0x00af9b000000ffff        /* 0x18: 64-bit code */
+    .quad 0x00cff3000000ffff        /* 0x20: user data */
+    .quad 0x00affb000000ffff        /* 0x28: user 64-bit code */
 gdt_ptr:
-    .word 31
+    .word 47
     .long gdt - vmguest_start + 0x1000
 empty_idt:
     .word 0

@@ -189,12 +189,12 @@ impl Guest {
         let vm = Vm::new()?;
         let ram = Ram::new(RAM)?;
         ram.write(LOAD, guest::image());
-        // Identity map 0..4 GiB with 2 MiB pages.
-        ram.write_u64(PML4, PDPT | 3);
+        // Identity map 0..4 GiB with 2 MiB pages, user-accessible (for the CPL 3 hypercall).
+        ram.write_u64(PML4, PDPT | 7);
         for g in 0..4u64 {
-            ram.write_u64(PDPT + 8 * g, (PD + g * 0x1000) | 3);
+            ram.write_u64(PDPT + 8 * g, (PD + g * 0x1000) | 7);
             for i in 0..512u64 {
-                ram.write_u64(PD + g * 0x1000 + 8 * i, (g << 30 | i << 21) | 0x83);
+                ram.write_u64(PD + g * 0x1000 + 8 * i, (g << 30 | i << 21) | 0x87);
             }
         }
         ram.write(IDT + 0x40 * 16, &gate(LOAD + guest::timer_isr_offset()));
@@ -286,7 +286,7 @@ pub fn long_mode(rip: u64) -> VcpuState {
             ss: data,
             tr: Segment::new(0, 0, 0xffff, access::TSS_BUSY),
             ldtr: Segment::unusable(),
-            gdtr: DescriptorTable::new(LOAD + guest::gdt_offset(), 31),
+            gdtr: DescriptorTable::new(LOAD + guest::gdt_offset(), 47),
             idtr: DescriptorTable::new(IDT, 0xfff),
             cr0: 0x8000_0031, // PG, NE, ET, PE
             cr3: PML4,
