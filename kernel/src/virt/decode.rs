@@ -208,8 +208,11 @@ pub fn quick_len(bytes: &[u8]) -> Option<u8> {
 /// is AH, CH, DH or BH.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GprOperand {
+    /// RAX = 0 ... R15 = 15.
     pub number: u8,
+    /// Bytes: 1, 2, 4 or 8.
     pub size: u8,
+    /// AH, CH, DH or BH.
     pub high_byte: bool,
 }
 
@@ -277,6 +280,7 @@ pub enum MmioOp {
 pub struct MmioInsn {
     /// Access size in bytes: 1, 2, 4 or 8.
     pub size: u8,
+    /// Load or store.
     pub op: MmioOp,
     /// Instruction length.
     pub len: u8,

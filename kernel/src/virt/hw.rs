@@ -21,12 +21,19 @@ pub struct Gprs {
 
 /// Register numbers in [`Gprs::r`].
 pub mod gpr {
+    /// RAX.
     pub const RAX: usize = 0;
+    /// RCX.
     pub const RCX: usize = 1;
+    /// RDX.
     pub const RDX: usize = 2;
+    /// RBX.
     pub const RBX: usize = 3;
+    /// RSP.
     pub const RSP: usize = 4;
+    /// RSI.
     pub const RSI: usize = 6;
+    /// RDI.
     pub const RDI: usize = 7;
 }
 
@@ -42,16 +49,21 @@ pub enum Len {
 /// A port I/O exit, decoded from the exit information (never from opcode bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IoExit {
+    /// The port.
     pub port: u16,
     /// 1, 2 or 4.
     pub size: u8,
+    /// IN or INS.
     pub input: bool,
+    /// INS or OUTS.
     pub string: bool,
+    /// With a REP prefix.
     pub rep: bool,
     /// Address size of a string instruction in bytes (2, 4 or 8).
     pub address_size: u8,
     /// Segment of a string instruction's source (OUTS), if the hardware said it.
     pub segment: Option<SegReg>,
+    /// The instruction's length.
     pub len: Len,
 }
 

@@ -21,6 +21,7 @@ const MASKED: u64 = 1 << 16;
 /// An interrupt message for the LAPICs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Message {
+    /// The vector.
     pub vector: u8,
     /// Delivery mode (0 fixed, 1 lowest priority, 4 NMI, 5 INIT, 7 ExtINT).
     pub mode: u8,
@@ -28,6 +29,7 @@ pub struct Message {
     pub logical: bool,
     /// The destination field (bits 63:56).
     pub dest: u8,
+    /// Level-triggered.
     pub level: bool,
 }
 

@@ -8,9 +8,11 @@
 
 use abi::vm::{APIC_BUS_HZ, LAPIC_BASE};
 
-/// IA32_APIC_BASE bits (§11.4.4): BSP, x2APIC enable (EXTD), global enable.
+/// IA32_APIC_BASE.BSP: this is the bootstrap processor (§11.4.4).
 pub const BASE_BSP: u64 = 1 << 8;
+/// IA32_APIC_BASE.EXTD: x2APIC mode.
 pub const BASE_EXTD: u64 = 1 << 10;
+/// IA32_APIC_BASE.EN: the LAPIC is enabled.
 pub const BASE_ENABLE: u64 = 1 << 11;
 
 /// Register offsets in the xAPIC page (Table 11-1); the x2APIC MSR is 0x800 + offset / 16.
@@ -76,7 +78,9 @@ pub enum Delivery {
 /// An IPI from an ICR write, for the VM to route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ipi {
+    /// What it delivers.
     pub delivery: Delivery,
+    /// To whom.
     pub destination: Destination,
     /// Level-triggered (only meaningful for fixed interrupts).
     pub level: bool,

@@ -80,9 +80,11 @@ pub const IA32_FS_BASE: u32 = 0xc000_0100;
 pub const IA32_GS_BASE: u32 = 0xc000_0101;
 /// IA32_KERNEL_GS_BASE.
 pub const IA32_KERNEL_GS_BASE: u32 = 0xc000_0102;
-/// IA32_SYSENTER_CS, _ESP, _EIP.
+/// IA32_SYSENTER_CS.
 pub const IA32_SYSENTER_CS: u32 = 0x174;
+/// IA32_SYSENTER_ESP.
 pub const IA32_SYSENTER_ESP: u32 = 0x175;
+/// IA32_SYSENTER_EIP.
 pub const IA32_SYSENTER_EIP: u32 = 0x176;
 /// The PAT value after reset (SDM Vol. 3A §12.12.4).
 pub const PAT_DEFAULT: u64 = 0x0007_0406_0007_0406;

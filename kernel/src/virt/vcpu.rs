@@ -52,7 +52,9 @@ pub enum Pending {
 /// Startup events from other vCPUs (INIT, SIPI; SDM Vol. 3A §9.4.4).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MpEvents {
+    /// An INIT arrived.
     pub init: bool,
+    /// A start-up IPI arrived, with its vector.
     pub sipi: Option<u8>,
 }
 
@@ -65,14 +67,19 @@ pub enum MpState {
 
 /// The state only the running thread touches.
 pub struct VcpuInner {
+    /// The VMCS or VMCB.
     pub hw: Box<dyn HwVcpu>,
+    /// The general registers and CR2.
     pub gprs: Gprs,
+    /// The FPU/SSE/AVX state and XCR0.
     pub fpu: GuestFpu,
+    /// What the last reflected exit still needs.
     pub pending: Pending,
     /// A `Complete` written since the exit.
     pub completion: Option<Complete>,
     /// A triple fault stopped the vCPU until the VMM sets a new state.
     pub stopped: bool,
+    /// Running, or waiting for a start-up IPI.
     pub mp: MpState,
     /// An exception to inject at the next entry.
     pub exception: Option<Event>,
@@ -85,10 +92,13 @@ pub struct VcpuInner {
 
 /// A vCPU.
 pub struct Vcpu {
+    /// Its number in the VM (and its APIC ID).
     pub index: u32,
+    /// Its local APIC.
     pub lapic: IrqLock<Lapic>,
     /// Where the thread sleeps while the guest halts; woken by interrupts for the vCPU.
     pub halt: WaitQueue,
+    /// INIT and SIPI sent to it, handled by its own thread.
     pub mp_events: IrqLock<MpEvents>,
     inner: IrqLock<Option<Box<VcpuInner>>>,
     /// Set by `destroy`: the inner state is dropped by whoever holds it.

@@ -151,8 +151,10 @@ pub struct Vm {
     pub mem: IrqLock<Option<GuestMemory>>,
     pub(super) npt_root: u64,
     vcpus: IrqLock<Vec<Option<Arc<Vcpu>>>>,
+    /// Its IOAPIC (locked before any LAPIC).
     pub ioapic: IrqLock<Ioapic>,
     dead: AtomicBool,
+    /// Its counters.
     pub stats: Stats,
 }
 

@@ -31,9 +31,13 @@ pub enum Action {
 
 /// What a handler works on.
 pub struct Ctx<'a> {
+    /// The VM.
     pub vm: &'a Vm,
+    /// The vCPU (shared parts).
     pub vcpu: &'a Vcpu,
+    /// The vCPU's state, which only its thread touches.
     pub inner: &'a mut VcpuInner,
+    /// Where a reflected exit is written.
     pub out: &'a mut ExitRecord,
 }
 

@@ -234,9 +234,13 @@ impl SegSlot {
 /// A segment as the VMCB holds it: attributes in the packed 12-bit form (APM §15.5.1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VmcbSegment {
+    /// Selector.
     pub selector: u16,
+    /// Attributes: VMX access rights bits 7:0 and 15:12 packed into 11:0.
     pub attrib: u16,
+    /// Limit in bytes.
     pub limit: u32,
+    /// Base address.
     pub base: u64,
 }
 

@@ -10,6 +10,11 @@
 //! - exit: 64-bit host, save/load EFER and PAT, save debug controls;
 //! - entry: load EFER and PAT, load debug controls, IA-32e mode guest as the guest's EFER.LMA.
 //!
+//! Not used (yet): the TPR shadow, virtual-interrupt delivery and posted interrupts. With one
+//! CPU running guests, an interrupt for a vCPU is only ever raised while that vCPU is not in
+//! guest mode, so posting buys nothing; virtual-interrupt delivery would save the EOI and
+//! interrupt-window exits and is the next step where the CPU has it.
+//!
 //! The MSR bitmap lets the guest use, without exits, the MSRs that the VMCS switches (FS and
 //! GS base, SYSENTER, PAT) and those the run loop switches around a guest context (STAR,
 //! LSTAR, CSTAR, FMASK, KERNEL_GS_BASE; see `switch_msrs`). CR0.NE and CR4.VMXE, which VMX
@@ -604,7 +609,7 @@ impl VmxVcpu {
                 qualification: qual,
             };
         }
-        // A VM exit clears the valid bit of the entry interruption information (§28.2.x): the
+        // A VM exit clears the valid bit of the entry interruption information (§28.2): the
         // queued event, if any, was delivered, or is in the IDT-vectoring information.
         self.event_queued = false;
         let vectoring = Exit32::IdtVectoringInfo.read(&c);
