@@ -10,6 +10,7 @@
 //! - [`virtio`]: the virtio-mmio transport, split virtqueues, and the blk, console and net devices.
 //! - [`config`]: the VM configuration parsed from `vmrunkernel` arguments and option files.
 //! - [`nat`]: the NAT behind virtio-net: the router the guest sees, and TCP port forwards.
+//! - [`pio`]: the legacy PC ports a Linux guest still touches (COM1, the CMOS clock, the PIT).
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -22,6 +23,7 @@ pub mod linux;
 pub mod memory;
 pub mod mptable;
 pub mod nat;
+pub mod pio;
 pub mod virtio;
 mod wire;
 

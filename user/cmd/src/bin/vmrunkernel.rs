@@ -11,8 +11,9 @@
 //! console on our standard input and output, a disk backed by a file (for example
 //! `/dev/sdE0/data`), a network card into the user-mode NAT (`vmm::nat`) whose port forwards
 //! listen on the host's `#ip`. The kernel handles CPUID, MSRs, the LAPIC, IOAPIC and timer
-//! itself; what reaches us is MMIO to the devices, port I/O (a minimal serial port for early
-//! output; everything else reads as all ones) and hypercalls. The guest powering off with the
+//! itself; what reaches us is MMIO to the devices, port I/O (the few legacy ports of
+//! `vmm::pio`: COM1 kept for a post-mortem, the CMOS clock, the PIT; everything else reads as all
+//! ones) and hypercalls. The guest powering off with the
 //! `PowerOff` hypercall ends the program with the guest's status.
 
 #![no_std]
@@ -24,8 +25,6 @@ extern crate alloc;
 mod backends;
 #[path = "vmrunkernel/forward.rs"]
 mod forward;
-#[path = "vmrunkernel/serial.rs"]
-mod serial;
 
 use abi::hv::{Hypercall, PowerOffStatus};
 use abi::vm::{Complete, Exit, ExitReason, Record, SetState, VcpuState};
@@ -39,6 +38,7 @@ use rt::{Error, Result, eprintln, format, fs, io, println};
 use vmm::bus::{Bus, MmioAccess};
 use vmm::config::{DeviceKind, FileSource, VmConfig};
 use vmm::memory::{GuestMemory, MappedGuestMemory, MappedRegion};
+use vmm::pio::LegacyPorts;
 use vmm::virtio::mmio::MmioTransport;
 
 rt::entry!(main);
@@ -150,13 +150,34 @@ fn to_vcpu_state(c: &vmm::linux::entry::BootCpuState) -> VcpuState {
 pub struct Machine {
     pub bus: Mutex<Bus>,
     pub nat: Option<SharedNat>,
-    pub serial: Mutex<serial::Serial>,
+    pub ports: Mutex<LegacyPorts>,
+    /// The wall clock (seconds since 1970) when the system booted, for the guest's RTC.
+    pub boot_epoch: i64,
 }
 
 impl Machine {
     /// Lets the devices take input that arrived from outside (console, network).
     pub fn poll_devices(&self) {
         self.bus.lock().poll();
+    }
+
+    /// A port I/O exit: the completion of a read the legacy ports answer (no completion reads
+    /// as all ones).
+    fn pio(&self, exit: &Exit) -> Option<Complete> {
+        let mut ports = self.ports.lock();
+        if exit.write != 0 {
+            let value = exit.value.to_le_bytes();
+            let data = match exit.data() {
+                [] => &value[..usize::from(exit.size).min(8)],
+                d => d,
+            };
+            ports.write(exit.port, data);
+            return None;
+        }
+        let now = self.boot_epoch + (rt::sys::nsec() / 1_000_000_000) as i64;
+        ports
+            .read(exit.port, now)
+            .map(|v| Complete::value(u64::from(v)))
     }
 }
 
@@ -203,8 +224,20 @@ fn build(cfg: &VmConfig, vm: &Vm, mem: &Memory) -> Result<Arc<Machine>> {
     Ok(Arc::new(Machine {
         bus: Mutex::new(bus),
         nat,
-        serial: Mutex::new(serial::Serial::default()),
+        ports: Mutex::new(LegacyPorts::new()),
+        boot_epoch: boot_epoch()?,
     }))
+}
+
+/// The wall clock when the system booted: `/dev/time`'s seconds less the uptime.
+fn boot_epoch() -> Result<i64> {
+    let text = fs::read_to_string("/dev/time")?;
+    let secs: i64 = text
+        .split_whitespace()
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::new(format!("/dev/time: unexpected {text:?}")))?;
+    Ok(secs - (rt::sys::nsec() / 1_000_000_000) as i64)
 }
 
 /// How the guest ended.
@@ -248,7 +281,7 @@ fn run_vcpu(vm: &Vm, machine: &Machine, mem: &Memory, state: &VcpuState) -> Resu
                     Ok(None) | Err(_) => None,
                 }
             }
-            Some(ExitReason::Pio) => machine.serial.lock().pio(&exit),
+            Some(ExitReason::Pio) => machine.pio(&exit),
             Some(ExitReason::Hypercall) => match Hypercall::from_raw(exit.state.regs.rax) {
                 Some(Hypercall::PowerOff) => return Ok(End::PowerOff(exit.state.regs.rbx)),
                 Some(Hypercall::Log) => {
@@ -345,7 +378,7 @@ fn main() -> Result<()> {
             )))
         }
         End::Failed(why) => {
-            let tail = machine.serial.lock().tail();
+            let tail = machine.ports.lock().serial_tail();
             if !tail.is_empty() {
                 eprintln!("vmrunkernel: the guest's serial output ended with:\n{tail}");
             }

@@ -16,7 +16,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use rt::sync::{Mutex, Semaphore};
 use rt::{Error, Result, format, io, net, process, thread};
 use vmm::config::{NatOptions, Protocol};
-use vmm::nat::{FlowError, FlowId, Nat};
+use vmm::nat::{FlowError, FlowId, Nat, ResetReason};
 
 /// The semaphores of one flow's relays: released when the flow becomes readable (for the
 /// guest-to-host relay) or writable (host-to-guest), or changes state (both).
@@ -126,7 +126,8 @@ fn connection(machine: &Arc<Machine>, nat: &SharedNat, fd: u64, guest_port: u16)
     }
     let (machine, nat) = (machine.clone(), nat.clone());
     thread::spawn(move || {
-        guest_to_host(&machine, &nat, &wakers, flow, fd);
+        let clean = guest_to_host(&machine, &nat, &wakers, flow, fd);
+        hang_up(fd, clean);
         while done.acquire().is_err() {}
         let _ = nat.0.lock().release(flow);
         FLOWS.lock().remove(&flow);
@@ -161,22 +162,39 @@ fn host_to_guest(machine: &Machine, nat: &SharedNat, w: &Wakers, flow: FlowId, f
                 Err(FlowError::WouldBlock) => {
                     let _ = w.writable.acquire();
                 }
-                Err(e) => {
-                    rt::eprintln!("vmrunkernel: forward to the guest: {e}");
-                    return;
-                }
+                // The flow ended; the other relay reports how.
+                Err(_) => return,
             }
         }
     }
 }
 
-fn guest_to_host(machine: &Machine, nat: &SharedNat, w: &Wakers, flow: FlowId, fd: u64) {
+/// The guest's side of a connection ended (`clean`: closed rather than reset): let what we
+/// wrote reach the host's client (for a few seconds at most), then reset the host connection,
+/// which also ends the other relay's read. Plan 9's interface has no half-close.
+fn hang_up(fd: u64, clean: bool) {
+    if clean {
+        for _ in 0..300 {
+            match net::status(fd) {
+                Ok(s) if !s.contains(" qout 0 ") => {
+                    let _ = process::sleep(10);
+                }
+                _ => break,
+            }
+        }
+    }
+    let _ = net::hangup(fd);
+}
+
+/// Relays the guest's bytes to the host; true if the guest closed its direction, false if the
+/// flow was reset or the host connection failed.
+fn guest_to_host(machine: &Machine, nat: &SharedNat, w: &Wakers, flow: FlowId, fd: u64) -> bool {
     let mut buf = alloc::vec![0u8; 64 * 1024];
     loop {
         let r = nat.0.lock().recv(flow, &mut buf);
         drive(machine, nat);
         match r {
-            Ok(0) => return, // the guest closed its direction
+            Ok(0) => return true, // the guest closed its direction
             Ok(n) => {
                 let mut done = 0;
                 while done < n {
@@ -185,7 +203,7 @@ fn guest_to_host(machine: &Machine, nat: &SharedNat, w: &Wakers, flow: FlowId, f
                         Err(e) if e.msg() == rt::notes::INTERRUPTED => {}
                         Err(_) => {
                             let _ = nat.0.lock().abort(flow);
-                            return;
+                            return false;
                         }
                     }
                 }
@@ -193,9 +211,10 @@ fn guest_to_host(machine: &Machine, nat: &SharedNat, w: &Wakers, flow: FlowId, f
             Err(FlowError::WouldBlock) => {
                 let _ = w.readable.acquire();
             }
+            Err(FlowError::Reset(ResetReason::Refused)) => return false, // not listening yet
             Err(e) => {
                 rt::eprintln!("vmrunkernel: forward to the guest: {e}");
-                return;
+                return false;
             }
         }
     }
