@@ -511,14 +511,17 @@ fn run_inner(vm: &Vm, v: &Vcpu, i: &mut VcpuInner, out: &mut ExitRecord) -> KRes
             Action::Fail(e) => return Err(e.into()),
             Action::Halt => {
                 leave_context(i);
+                let slept = crate::arch::x86_64::rdtsc();
                 let deadline = v.lapic.lock().deadline().map(tsc_to_uptime);
                 let woken = v.halt.wait_deadline(deadline, || {
                     vm.is_dead() || v.lapic.lock().pending().is_some() || {
                         let e = v.mp_events.lock();
                         e.init || e.sipi.is_some()
                     }
-                })?;
-                if woken == Woken::TimedOut {
+                });
+                vm.stats
+                    .add(Stat::HaltCycles, crate::arch::x86_64::rdtsc() - slept);
+                if woken? == Woken::TimedOut {
                     vm.stats.add(Stat::TimerWakeups, 1);
                 }
             }

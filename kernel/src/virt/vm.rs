@@ -28,8 +28,10 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 pub enum Stat {
     /// Cycles in guest mode (exits of each kind are counted before it, see [`KINDS`]).
     GuestCycles = KINDS.len(),
-    /// Cycles in the kernel's run loop (guest time included).
+    /// Cycles in the kernel's run loop (guest and halted time included).
     KernelCycles,
+    /// Cycles the vCPU threads slept in HLT.
+    HaltCycles,
     /// Guest pages mapped on first touch.
     MemoryFaults,
     LapicAccesses,
@@ -79,9 +81,14 @@ const REFLECTED: [ExitReason; 8] = [
 
 const NSTATS: usize = Stat::Reflected as usize + REFLECTED.len();
 
+/// Ports whose reflected accesses `stats` counts one by one.
+const PORTS: usize = 16;
+
 /// A VM's counters.
 pub struct Stats {
     counters: [AtomicU64; NSTATS],
+    /// Reflected port I/O by port: the first `PORTS` ports seen, and everything else.
+    ports: IrqLock<([(u16, u64); PORTS], u64)>,
     /// TSC when the last vCPU read returned to the VMM (for VMM time).
     created_tsc: u64,
 }
@@ -90,6 +97,7 @@ impl Stats {
     fn new() -> Stats {
         Stats {
             counters: [const { AtomicU64::new(0) }; NSTATS],
+            ports: IrqLock::new(([(0, 0); PORTS], 0)),
             created_tsc: crate::arch::x86_64::rdtsc(),
         }
     }
@@ -126,6 +134,16 @@ impl Stats {
             Exit::CrRead { .. } => 21,
         };
         self.counters[k].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a reflected access to `port`.
+    pub fn port(&self, port: u16) {
+        let mut p = self.ports.lock();
+        let (table, others) = &mut *p;
+        match table.iter_mut().find(|e| e.0 == port || e.1 == 0) {
+            Some(e) => *e = (port, e.1 + 1),
+            None => *others += 1,
+        }
     }
 
     /// Counts an exit reflected to the VMM.
@@ -410,11 +428,26 @@ impl Vm {
                 let _ = writeln!(s, "reflected {} {n}", r.name());
             }
         }
+        let (ports, others) = *st.ports.lock();
+        let mut ports: Vec<(u16, u64)> = ports.iter().copied().filter(|p| p.1 != 0).collect();
+        ports.sort_by_key(|p| core::cmp::Reverse(p.1));
+        for (port, n) in ports {
+            let _ = writeln!(s, "reflected pio port {port:#x} {n}");
+        }
+        if others != 0 {
+            let _ = writeln!(s, "reflected pio other-ports {others}");
+        }
         let guest = st.get(Stat::GuestCycles as usize);
+        let halted = st.get(Stat::HaltCycles as usize);
         let kernel = st.get(Stat::KernelCycles as usize);
         let alive = crate::arch::x86_64::rdtsc().saturating_sub(st.created_tsc);
         let _ = writeln!(s, "guest-ns {}", ns(guest));
-        let _ = writeln!(s, "kernel-ns {}", ns(kernel.saturating_sub(guest)));
+        let _ = writeln!(s, "halted-ns {}", ns(halted));
+        let _ = writeln!(
+            s,
+            "kernel-ns {}",
+            ns(kernel.saturating_sub(guest).saturating_sub(halted))
+        );
         let _ = writeln!(s, "outside-ns {}", ns(alive.saturating_sub(kernel)));
         for (name, stat) in [
             ("memory-faults", Stat::MemoryFaults),

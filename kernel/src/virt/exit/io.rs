@@ -74,6 +74,7 @@ pub fn handle(ctx: &mut Ctx, io: IoExit) -> Action {
     let Some(len) = ctx.len(io.len) else {
         return ctx.fetch_failed();
     };
+    ctx.vm.stats.port(io.port);
     if !io.string {
         let value = ctx.inner.gprs.r[gpr::RAX] & ((1u64 << (8 * io.size)) - 1);
         ctx.inner.pending = if io.input {
