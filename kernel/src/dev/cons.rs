@@ -5,9 +5,9 @@
 //! - `consctl`: `rawon`/`rawoff` (bytes pass through unedited and unechoed), `notegroup` (^C
 //!   goes to the writer's note group).
 //! - `null`, `zero`, `random`, `time` (`seconds nanoseconds ticks hz`), `pid`, `sysname`,
-//!   `kmesg` (the kernel log), `memory` (`total`, `free`, `heap`, `heap-used` in bytes, and the
-//!   live heap allocations as `heap-objects` and `heap-bytes`), `reboot` (write `reboot` or
-//!   `poweroff`).
+//!   `kmesg` (the kernel log), `memory` (`total`, `free`, `heap`, `heap-used`, the kernel's page
+//!   tables as `kernel-tables`, all in bytes, and the live heap allocations as `heap-objects` and
+//!   `heap-bytes`), `reboot` (write `reboot` or `poweroff`).
 
 use crate::error::KResult;
 use crate::ns::chan::{Chan, Dev, DirTable, TableEntry, check_io, read_slice};
@@ -251,11 +251,12 @@ fn text(c: &Chan) -> String {
             let (mapped, used) = crate::mm::heap::usage();
             let (bytes, objects) = crate::mm::heap::live();
             alloc::format!(
-                "total {}\nfree {}\nheap {}\nheap-used {}\nheap-objects {objects}\nheap-bytes {bytes}\n",
+                "total {}\nfree {}\nheap {}\nheap-used {}\nheap-objects {objects}\nheap-bytes {bytes}\nkernel-tables {}\n",
                 crate::mm::frame::total_bytes(),
                 crate::mm::frame::free_bytes(),
                 mapped,
-                used
+                used,
+                crate::mm::paging::kernel_table_bytes()
             )
         }
         _ => String::new(),

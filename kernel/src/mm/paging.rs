@@ -8,7 +8,7 @@
 use super::frame::{self, Frame};
 use super::{KERNEL_BASE, PAGE_SIZE, PHYS_OFFSET, PhysAddr};
 use crate::sync::IrqLock;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use x86_64::registers::control::{Cr3, Cr3Flags, Cr4, Cr4Flags};
 use x86_64::structures::paging::mapper::MapToError;
 use x86_64::structures::paging::{
@@ -19,16 +19,28 @@ use x86_64::{PhysAddr as XPhys, VirtAddr};
 
 static KERNEL_PT: IrqLock<Option<OffsetPageTable<'static>>> = IrqLock::new(None);
 static NX: AtomicBool = AtomicBool::new(false);
-static KERNEL_PML4: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+static KERNEL_PML4: AtomicU64 = AtomicU64::new(0);
 
 /// Hands frames to the `x86_64` crate's mapper for new page-table pages.
 struct TableFrames;
 
+/// Frames holding the kernel half's page tables. They are never freed: a table made to map a
+/// stack or heap page stays for the next one, so this grows only with the regions' high-water
+/// marks (and `/dev/memory` reports it so that leak checks can tell it apart from a leak).
+static KERNEL_TABLE_FRAMES: AtomicU64 = AtomicU64::new(0);
+
 // SAFETY: Frames come from our allocator, which hands each frame out once until it is freed.
 unsafe impl FrameAllocator<Size4KiB> for TableFrames {
     fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
-        frame::alloc_zeroed().map(|f| PhysFrame::containing_address(XPhys::new(f.addr())))
+        let f = frame::alloc_zeroed()?;
+        KERNEL_TABLE_FRAMES.fetch_add(1, Ordering::Relaxed);
+        Some(PhysFrame::containing_address(XPhys::new(f.addr())))
     }
+}
+
+/// Bytes of frames holding kernel page tables.
+pub fn kernel_table_bytes() -> u64 {
+    KERNEL_TABLE_FRAMES.load(Ordering::Relaxed) * super::PAGE_SIZE
 }
 
 unsafe extern "C" {

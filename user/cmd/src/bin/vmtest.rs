@@ -497,12 +497,13 @@ fn stat(text: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Memory in use as the kernel counts it: (frames in use outside the heap, live heap objects).
+/// Memory in use as the kernel counts it: (frames in use outside the heap and the kernel's page
+/// tables, which stay once made, live heap objects).
 fn memory_in_use() -> rt::Result<(u64, u64)> {
     let text = fs::read_to_string("/dev/memory")?;
     let field = |name: &str| stat(&text, name);
     Ok((
-        field("total") - field("free") - field("heap"),
+        field("total") - field("free") - field("heap") - field("kernel-tables"),
         field("heap-objects"),
     ))
 }
