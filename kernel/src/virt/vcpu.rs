@@ -463,8 +463,13 @@ fn run_inner(vm: &Vm, v: &Vcpu, i: &mut VcpuInner, out: &mut ExitRecord) -> KRes
         startup_events(v, i);
         if i.mp == MpState::WaitForSipi {
             leave_context(i);
-            v.halt
-                .wait_until(|| vm.is_dead() || v.mp_events.lock().sipi.is_some())?;
+            let slept = crate::arch::x86_64::rdtsc();
+            let woken = v
+                .halt
+                .wait_until(|| vm.is_dead() || v.mp_events.lock().sipi.is_some());
+            vm.stats
+                .add(Stat::HaltCycles, crate::arch::x86_64::rdtsc() - slept);
+            woken?;
             continue;
         }
 
@@ -529,7 +534,8 @@ fn run_inner(vm: &Vm, v: &Vcpu, i: &mut VcpuInner, out: &mut ExitRecord) -> KRes
     }
 }
 
-/// The segment a string instruction's source lives in, and the linear address of `offset`.
+/// The linear address of `offset` in segment `seg` (whose base counts only outside 64-bit
+/// mode, and for FS and GS).
 pub fn linear(i: &mut VcpuInner, seg: SegReg, offset: u64) -> u64 {
     let base = if Paging::of(i.hw.as_mut()).long_mode()
         && decode::bitness(i.hw.as_mut()) == 64
