@@ -5,59 +5,15 @@
 //! Each test skips with a loud message only when its emulator is absent and cannot be installed
 //! here; under CI (`CI` set) a missing emulator is a failure.
 
-use qemu_test::{Boot, Emulator, Error, Machine, MachineConfig, iso, tools};
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{available, iso_machine, launch, qemu_cmdline, work_dir};
+use qemu_test::{Emulator, Error, MachineConfig, tools};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Generous: the machine is shared and emulation is slow; a hang still ends the test.
 const TIMEOUT: Duration = Duration::from_secs(180);
-
-fn work_dir(test: &str) -> PathBuf {
-    Path::new(env!("TERN_OS_DIR")).join("tests").join(test)
-}
-
-fn kernel() -> &'static Path {
-    Path::new(env!("TERN_KERNEL"))
-}
-
-fn bootfs() -> &'static Path {
-    Path::new(env!("TERN_BOOTFS"))
-}
-
-/// Whether the emulator is usable; prints a loud message and returns false if not (outside CI).
-fn available(tool: tools::Tool) -> bool {
-    match tools::ensure(&[tool]) {
-        Ok(()) => true,
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!("\n*** SKIPPED: {e} ***\n");
-            false
-        }
-        Err(e) => panic!("{e}"),
-    }
-}
-
-fn qemu(test: &str, cmdline: &str) -> MachineConfig {
-    MachineConfig::qemu_kernel(kernel(), Some(bootfs()), cmdline, &work_dir(test))
-}
-
-fn iso_machine(test: &str, emulator: Emulator, cpu: Option<&str>, cmdline: &str) -> MachineConfig {
-    let dir = work_dir(test);
-    let image = iso::build(kernel(), Some(bootfs()), cmdline, &dir).expect("build the GRUB ISO");
-    MachineConfig {
-        emulator,
-        boot: Boot::Iso(image),
-        cpu: cpu.map(str::to_string),
-        smp: 1,
-        mem_mib: 512,
-        disk: None,
-        echo: false,
-        work_dir: dir,
-    }
-}
-
-fn start(cfg: &MachineConfig) -> Machine {
-    Machine::start(cfg).unwrap_or_else(|e| panic!("cannot start the emulator: {e}"))
-}
 
 const SHELL_UNKNOWN: &str = "sh: frobnicate: file does not exist";
 const MONITOR_UNKNOWN: &str = "frobnicate: unknown command";
@@ -65,7 +21,7 @@ const MONITOR_UNKNOWN: &str = "frobnicate: unknown command";
 /// Boots, checks `cpu` reports `virt` and `pci` lists a host bridge, then powers off cleanly.
 /// `unknown` is what an unknown command prints (the shell's or the monitor's message).
 fn session(cfg: &MachineConfig, loader: &str, virt: &str, unknown: &str) {
-    let mut m = start(cfg);
+    let mut m = launch(cfg);
     let banner = m.wait_prompt(TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     assert!(
         banner.contains(&format!("booted by {loader}")),
@@ -91,7 +47,7 @@ fn session(cfg: &MachineConfig, loader: &str, virt: &str, unknown: &str) {
 fn qemu_kernel_boots_to_shell_and_powers_off() {
     if available(tools::QEMU) {
         session(
-            &qemu("qemu-kernel", ""),
+            &qemu_cmdline("qemu-kernel", ""),
             "PVH",
             "virtualization: SVM (NPT",
             SHELL_UNKNOWN,
@@ -102,7 +58,7 @@ fn qemu_kernel_boots_to_shell_and_powers_off() {
 #[test]
 fn qemu_kernel_monitor_on_request() {
     if available(tools::QEMU) {
-        let cfg = qemu("qemu-monitor", "monitor");
+        let cfg = qemu_cmdline("qemu-monitor", "monitor");
         session(&cfg, "PVH", "virtualization: SVM (NPT", MONITOR_UNKNOWN);
     }
 }
@@ -140,7 +96,7 @@ fn bochs_trinity_reports_svm() {
 
 /// Runs `ptest` with `args` at the shell and checks every case passed.
 fn ptest(cfg: &MachineConfig, args: &str) -> String {
-    let mut m = start(cfg);
+    let mut m = launch(cfg);
     m.wait_prompt(TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     let out = m
         .run(&format!("ptest {args}"), TIMEOUT)
@@ -153,7 +109,7 @@ fn ptest(cfg: &MachineConfig, args: &str) -> String {
 #[test]
 fn qemu_processes_threads_and_notes() {
     if available(tools::QEMU) {
-        let out = ptest(&qemu("qemu-ptest", ""), "");
+        let out = ptest(&qemu_cmdline("qemu-ptest", ""), "");
         assert!(
             out.contains("ptest processes_free_everything ... ok"),
             "{out}"
@@ -175,7 +131,7 @@ fn qemu_in_kernel_tests_pass() {
     if !available(tools::QEMU) {
         return;
     }
-    let mut m = start(&qemu("qemu-ktest", "ktest"));
+    let mut m = launch(&qemu_cmdline("qemu-ktest", "ktest"));
     let out = m
         .wait_for(" failed\n", TIMEOUT)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -196,7 +152,7 @@ fn bochs_in_kernel_tests_pass() {
     if !available(tools::BOCHS) {
         return;
     }
-    let mut m = start(&iso_machine("bochs-ktest", Emulator::Bochs, None, "ktest"));
+    let mut m = launch(&iso_machine("bochs-ktest", Emulator::Bochs, None, "ktest"));
     let out = m
         .wait_for(" failed\n", TIMEOUT)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -208,7 +164,7 @@ fn panic_is_reported_as_a_failure() {
     if !available(tools::QEMU) {
         return;
     }
-    let mut m = start(&qemu("qemu-panic", "monitor"));
+    let mut m = launch(&qemu_cmdline("qemu-panic", "monitor"));
     m.wait_prompt(TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     match m.run("panic", TIMEOUT) {
         Err(Error::Panicked { tail }) => {
@@ -243,7 +199,7 @@ fn scratch_disk(test: &str, mib: usize) -> PathBuf {
 
 /// Runs `nstest` with `args` and checks every case passed.
 fn nstest(cfg: &MachineConfig, args: &str) -> String {
-    let mut m = start(cfg);
+    let mut m = launch(cfg);
     m.wait_prompt(TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     let out = m
         .run(&format!("nstest {args}"), TIMEOUT)
@@ -258,7 +214,7 @@ fn nstest(cfg: &MachineConfig, args: &str) -> String {
 #[test]
 fn qemu_namespaces_and_devices() {
     if available(tools::QEMU) {
-        let mut cfg = qemu("qemu-nstest", "");
+        let mut cfg = qemu_cmdline("qemu-nstest", "");
         cfg.disk = Some(scratch_disk("qemu-nstest", 64));
         let out = nstest(&cfg, "");
         assert!(
@@ -290,7 +246,7 @@ fn qemu_9p_mounts_of_a_user_space_server() {
     if !available(tools::QEMU) {
         return;
     }
-    let mut m = start(&qemu("qemu-ninetest", ""));
+    let mut m = launch(&qemu_cmdline("qemu-ninetest", ""));
     m.wait_prompt(TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     let out = m.run("ninetest", TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     assert!(

@@ -9,7 +9,10 @@
 //! Each test skips with a loud message only when its emulator is absent and cannot be
 //! installed here; under CI (`CI` set) a missing emulator is a failure.
 
-use qemu_test::{Boot, Emulator, Machine, MachineConfig, iso, tools};
+mod common;
+
+use common::{available, iso_machine, qemu, start, work_dir};
+use qemu_test::{Emulator, Machine, tools};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,40 +22,6 @@ use std::time::{Duration, Instant};
 const TIMEOUT: Duration = Duration::from_secs(300);
 /// Bochs is an order of magnitude slower than QEMU.
 const BOCHS_TIMEOUT: Duration = Duration::from_secs(1200);
-
-fn work_dir(test: &str) -> PathBuf {
-    Path::new(env!("TERN_OS_DIR")).join("tests").join(test)
-}
-
-fn kernel() -> &'static Path {
-    Path::new(env!("TERN_KERNEL"))
-}
-
-fn bootfs() -> &'static Path {
-    Path::new(env!("TERN_BOOTFS"))
-}
-
-/// Whether the emulator is usable; prints a loud message and returns false if not (outside CI).
-fn available(tool: tools::Tool) -> bool {
-    match tools::ensure(&[tool]) {
-        Ok(()) => true,
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!("\n*** SKIPPED: {e} ***\n");
-            false
-        }
-        Err(e) => panic!("{e}"),
-    }
-}
-
-fn start(cfg: &MachineConfig) -> Machine {
-    let mut m = Machine::start(cfg).unwrap_or_else(|e| panic!("cannot start the emulator: {e}"));
-    m.wait_prompt(TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
-    m
-}
-
-fn qemu(test: &str) -> MachineConfig {
-    MachineConfig::qemu_kernel(kernel(), Some(bootfs()), "", &work_dir(test))
-}
 
 /// Runs `nettest ARGS` and checks that every case passed.
 fn nettest(m: &mut Machine, args: &str, timeout: Duration) -> String {
@@ -72,7 +41,7 @@ fn qemu_loopback_tcp() {
     if !available(tools::QEMU) {
         return;
     }
-    let mut m = start(&qemu("qemu-nettest"));
+    let mut m = start(&qemu("qemu-nettest"), TIMEOUT);
     let ifcs = m
         .run("cat /net/ipifc/0/status /net/ipifc/1/status", TIMEOUT)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -106,21 +75,8 @@ fn bochs_loopback_tcp() {
     if !available(tools::BOCHS) {
         return;
     }
-    let dir = work_dir("bochs-nettest");
-    let image = iso::build(kernel(), Some(bootfs()), "", &dir).expect("build the GRUB ISO");
-    let cfg = MachineConfig {
-        emulator: Emulator::Bochs,
-        boot: Boot::Iso(image),
-        cpu: None,
-        smp: 1,
-        mem_mib: 512,
-        disk: None,
-        echo: false,
-        work_dir: dir,
-    };
-    let mut m = Machine::start(&cfg).unwrap_or_else(|e| panic!("cannot start Bochs: {e}"));
-    m.wait_prompt(BOCHS_TIMEOUT)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let cfg = iso_machine("bochs-nettest", Emulator::Bochs, None, "");
+    let mut m = start(&cfg, BOCHS_TIMEOUT);
     let ifcs = m
         .run("ls /net/ipifc", BOCHS_TIMEOUT)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -233,7 +189,7 @@ fn qemu_mounts_a_host_9p_server_over_tcp() {
     let want = host_sha256(&root.join("big.bin"));
     let mut server = start_ninepd(&root);
 
-    let mut m = start(&qemu("qemu-net9p"));
+    let mut m = start(&qemu("qemu-net9p"), TIMEOUT);
     let out = m
         .run(
             &format!("nettest mount tcp!10.0.2.2!{} /n/host", server.port),

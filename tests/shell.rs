@@ -7,36 +7,17 @@
 //! Each test boots one machine and runs many checks in it, to stay fast under emulation.
 //! Skips loudly only when QEMU is absent and cannot be installed (outside CI).
 
-use qemu_test::{Machine, MachineConfig, tools};
-use std::path::{Path, PathBuf};
+mod common;
+
+use qemu_test::{Machine, tools};
 use std::time::{Duration, Instant};
 
 /// Generous: the machine is shared and emulation is slow; a hang still ends the test.
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-fn work_dir(test: &str) -> PathBuf {
-    Path::new(env!("TERN_OS_DIR")).join("tests").join(test)
-}
-
 /// Boots the OS to its shell prompt, or `None` (loudly) if QEMU is not available.
 fn boot(test: &str) -> Option<Machine> {
-    match tools::ensure(&[tools::QEMU]) {
-        Ok(()) => {}
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!("\n*** SKIPPED: {e} ***\n");
-            return None;
-        }
-        Err(e) => panic!("{e}"),
-    }
-    let cfg = MachineConfig::qemu_kernel(
-        Path::new(env!("TERN_KERNEL")),
-        Some(Path::new(env!("TERN_BOOTFS"))),
-        "",
-        &work_dir(test),
-    );
-    let mut m = Machine::start(&cfg).unwrap_or_else(|e| panic!("cannot start QEMU: {e}"));
-    m.wait_prompt(TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
-    Some(m)
+    common::available(tools::QEMU).then(|| common::start(&common::qemu(test), TIMEOUT))
 }
 
 /// Types `line` and returns what it printed before the next prompt.
@@ -260,14 +241,14 @@ fn shell_scripts_and_errors() {
     write_file(
         &mut m,
         "/tmp/fsvm",
-        "echo start\n\nvmrunkernel -k x\necho continued $?\ncat /nope\n",
+        "echo start\n\nno-such-command -k x\necho continued $?\ncat /nope\n",
     );
     let out = run(&mut m, "sh /tmp/fsvm; echo exit $?");
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
         [
             "start",
-            "fsvm:3: vmrunkernel: file does not exist",
+            "fsvm:3: no-such-command: file does not exist",
             "continued 127",
             "cat: /nope: file does not exist",
             "exit 1"

@@ -36,17 +36,32 @@ pub fn available(tool: tools::Tool) -> bool {
 
 /// QEMU booting the kernel by PVH (`-cpu max`: SVM with NPT).
 pub fn qemu(test: &str) -> MachineConfig {
-    MachineConfig::qemu_kernel(kernel(), Some(bootfs()), "", &work_dir(test))
+    qemu_cmdline(test, "")
+}
+
+/// QEMU booting the kernel by PVH with `cmdline`.
+pub fn qemu_cmdline(test: &str, cmdline: &str) -> MachineConfig {
+    MachineConfig::qemu_kernel(kernel(), Some(bootfs()), cmdline, &work_dir(test))
 }
 
 /// Bochs booting the GRUB ISO with CPU model `cpu` (`corei7_skylake_x`: VMX with EPT).
 pub fn bochs(test: &str, cpu: &str) -> MachineConfig {
+    iso_machine(test, Emulator::Bochs, Some(cpu), "")
+}
+
+/// `emulator` booting the GRUB ISO (multiboot2) with `cmdline`; `cpu` as in [`MachineConfig`].
+pub fn iso_machine(
+    test: &str,
+    emulator: Emulator,
+    cpu: Option<&str>,
+    cmdline: &str,
+) -> MachineConfig {
     let dir = work_dir(test);
-    let image = iso::build(kernel(), Some(bootfs()), "", &dir).expect("build the GRUB ISO");
+    let image = iso::build(kernel(), Some(bootfs()), cmdline, &dir).expect("build the GRUB ISO");
     MachineConfig {
-        emulator: Emulator::Bochs,
+        emulator,
         boot: Boot::Iso(image),
-        cpu: Some(cpu.to_string()),
+        cpu: cpu.map(str::to_string),
         smp: 1,
         mem_mib: 512,
         disk: None,
@@ -55,9 +70,14 @@ pub fn bochs(test: &str, cpu: &str) -> MachineConfig {
     }
 }
 
+/// Starts `cfg` without waiting for anything.
+pub fn launch(cfg: &MachineConfig) -> Machine {
+    Machine::start(cfg).unwrap_or_else(|e| panic!("cannot start the emulator: {e}"))
+}
+
 /// Starts `cfg` and waits for the shell's first prompt.
 pub fn start(cfg: &MachineConfig, timeout: Duration) -> Machine {
-    let mut m = Machine::start(cfg).unwrap_or_else(|e| panic!("cannot start the emulator: {e}"));
+    let mut m = launch(cfg);
     m.wait_prompt(timeout).unwrap_or_else(|e| panic!("{e}"));
     m
 }
