@@ -221,14 +221,6 @@ impl AddressSpace {
         Ok((e & ADDR) + (va & (PAGE_SIZE - 1)))
     }
 
-    /// The physical address backing `va` if its page is present (nothing is populated).
-    pub fn lookup(&mut self, va: u64) -> Option<u64> {
-        let pte = self.pte(va & !(PAGE_SIZE - 1), false).ok()??;
-        // SAFETY: Reading our own PTE.
-        let e = unsafe { pte.read() };
-        (e & P != 0).then_some((e & ADDR) + (va & (PAGE_SIZE - 1)))
-    }
-
     /// Copies `data` to user address `va` through the direct map, populating pages as needed
     /// (for the loader; it ignores write protection, which it is setting up).
     pub fn write_bytes(&mut self, mut va: u64, mut data: &[u8]) -> Result<(), FaultError> {

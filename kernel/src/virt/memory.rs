@@ -16,8 +16,8 @@ use alloc::vec::Vec;
 
 /// Guest-physical addresses stop here (52-bit physical addresses).
 const GPA_LIMIT: u64 = 1 << 52;
-/// Pages mapped ahead of a fault when the VMM already has them: fewer exits during boot.
-const PREFAULT: u64 = 16;
+/// Pages in the aligned block a nested fault maps at once (64 KiB).
+const FAULT_AROUND: u64 = 16;
 /// Entries of the guest-page to host-page cache.
 const CACHE: usize = 64;
 
@@ -115,8 +115,8 @@ impl GuestMemory {
         Some(hpa)
     }
 
-    /// Handles a nested fault at `gpa`: maps the page (and a few present neighbours) if it is
-    /// RAM.
+    /// Handles a nested fault at `gpa`: maps the page, and the rest of its aligned block of
+    /// [`FAULT_AROUND`] pages, if it is RAM.
     pub fn fault(&mut self, gpa: u64) -> KResult<Backing> {
         let page = gpa & !(PAGE_SIZE - 1);
         let Some(r) = self.region(page).copied() else {
@@ -125,20 +125,21 @@ impl GuestMemory {
         let hpa = self.resolve(page).ok_or(ENOMEM)?;
         self.tables.map(page, hpa, true)?;
         self.mapped_pages += 1;
-        // Neighbours the VMM has already touched cost nothing to map now.
-        let mut next = page + PAGE_SIZE;
-        let end = (r.gpa + r.len).min(page + PREFAULT * PAGE_SIZE);
-        while next < end {
-            let va = r.va + (next - r.gpa);
-            let present = self.space.lock().lookup(va);
-            match present {
-                Some(h) if !self.tables.is_mapped(next) => {
-                    self.tables.map(next, h, true)?;
-                    self.mapped_pages += 1;
-                }
-                _ => {}
+        // A guest touches memory in runs (a boot clears and fills megabytes), and each nested
+        // fault is a VM exit, so the whole block is mapped at once, populating the VMM's pages
+        // it has not touched yet (at most FAULT_AROUND - 1 pages more than the guest used).
+        let block = FAULT_AROUND * PAGE_SIZE;
+        let start = (page & !(block - 1)).max(r.gpa);
+        let end = (r.gpa + r.len).min((page & !(block - 1)) + block);
+        for next in (start..end).step_by(PAGE_SIZE as usize) {
+            if next == page || self.tables.is_mapped(next) {
+                continue;
             }
-            next += PAGE_SIZE;
+            // Out of memory here only ends the fault-around: the guest's page is mapped.
+            match self.resolve(next).map(|h| self.tables.map(next, h, true)) {
+                Some(Ok(())) => self.mapped_pages += 1,
+                _ => break,
+            }
         }
         Ok(Backing::Ram)
     }

@@ -1,6 +1,7 @@
 //! Nested page faults (EPT violations, SDM Vol. 3C §29.3.3.2; NPF, APM §15.25.6).
 //!
-//! - On registered memory: the page is mapped (with a few neighbours) and the guest retries.
+//! - On registered memory: the page is mapped (with the rest of its 64 KiB block) and the guest
+//!   retries.
 //! - On the in-kernel LAPIC's page (xAPIC mode) or the IOAPIC's: the instruction is decoded and
 //!   emulated against the device in the kernel.
 //! - Anywhere else: MMIO for the VMM. The instruction (bytes from the hardware with SVM decode
