@@ -8,21 +8,32 @@ use abi::sys::layout::USER_END;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-// `rep movsb` may fault on either operand; the fixup returns the bytes left (RCX).
+// Eight bytes at a time, then the tail: `rep movsb` alone is as fast on CPUs with ERMS, but
+// emulators (QEMU TCG, Bochs) pay per iteration, which made it the bottleneck of every pipe and
+// 9P transfer there. Either `rep` may fault on either operand; its fixup returns the bytes left.
 core::arch::global_asm!(
     r#"
     .text
     .global copy_user_bytes
 copy_user_bytes:                /* (dst: rdi, src: rsi, len: rdx) -> bytes not copied */
     mov rcx, rdx
-copy_user_bytes_insn:
+    shr rcx, 3
+    and edx, 7
+copy_user_qwords:
+    rep movsq
+    mov rcx, rdx
+copy_user_tail:
     rep movsb
-copy_user_bytes_done:
+copy_user_tail_done:
     mov rax, rcx
+    ret
+copy_user_qwords_fault:         /* qwords left in rcx, the tail not started */
+    lea rax, [rdx + rcx * 8]
     ret
     .section .ex_table, "a"
     .balign 8
-    .quad copy_user_bytes_insn, copy_user_bytes_done
+    .quad copy_user_qwords, copy_user_qwords_fault
+    .quad copy_user_tail, copy_user_tail_done
     .text
 "#
 );

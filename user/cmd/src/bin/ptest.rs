@@ -223,6 +223,12 @@ fn bad_arguments_are_errors() -> Check {
             BAD,
         ),
         (
+            "read into unmapped, under eight bytes",
+            Read,
+            [zero, UNMAPPED, 5, 0, 0, 0],
+            BAD,
+        ),
+        (
             "read wrapping",
             Read,
             [zero, u64::MAX - 4, 16, 0, 0, 0],
