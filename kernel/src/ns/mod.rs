@@ -97,23 +97,28 @@ impl Namespace {
         let Some(head) = table.get(&c.key()) else {
             return c;
         };
-        let Some(first) = head.mounts.first() else {
+        // The mount point's own member is stored without its device state (see `bind`); the
+        // walked channel, which has it, stands in for it.
+        let key = c.key();
+        let members: Vec<(Arc<Chan>, u64)> = head
+            .mounts
+            .iter()
+            .map(|m| {
+                let chan = if m.chan.key() == key { &c } else { &m.chan };
+                (chan.clone(), m.flags)
+            })
+            .collect();
+        drop(table);
+        let Some((first, _)) = members.first().cloned() else {
             return c;
         };
-        let union = Arc::new(Union {
-            key: c.key(),
-            members: head
-                .mounts
-                .iter()
-                .map(|m| (m.chan.clone(), m.flags))
-                .collect(),
-        });
+        let union = Arc::new(Union { key, members });
         let mut u = Chan::new(
-            first.chan.dev,
-            first.chan.devno,
-            first.chan.qid,
+            first.dev,
+            first.devno,
+            first.qid,
             c.path.clone(),
-            first.chan.aux.clone(),
+            first.aux.clone(),
         );
         u.union = Some(union);
         Arc::new(u)
@@ -150,17 +155,21 @@ impl Namespace {
         }
         let key = mount_point(old);
         // A union that does not yet exist starts with the mount point itself, except for MREPL.
+        // That member is kept without the device's state (`aux`): held in the table, it would
+        // keep alive the very instance whose end purges the table entry (a tmpfs directory
+        // with `bind -a` onto it). `resolve` puts the walked channel in its place.
         let original = match &old.union {
             Some(u) => u.members.first().map(|m| m.0.clone()),
             None => None,
         }
+        .filter(|c| c.key() != key)
         .unwrap_or_else(|| {
             Arc::new(Chan::new(
                 old.dev,
                 old.devno,
                 old.qid,
                 old.path.clone(),
-                old.aux.clone(),
+                None,
             ))
         });
         let mount = Mount { chan: new, flags };

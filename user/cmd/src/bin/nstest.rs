@@ -373,7 +373,9 @@ fn proc_files() -> Check {
     Ok(())
 }
 
-/// The fsvm pattern: cd into a fresh #tmpfs, bind #pipe inside it, exit. Nothing may remain.
+/// The fsvm pattern: cd into a fresh #tmpfs, bind #pipe inside it, exit. Nothing may remain,
+/// whether the bind replaced the directory or joined it in a union (whose member for the
+/// directory itself must not keep the instance alive).
 fn tmpfs_instance_freed_with_its_binds() -> Check {
     let mounts = || -> rt::Result<usize> {
         Ok(
@@ -389,16 +391,21 @@ fn tmpfs_instance_freed_with_its_binds() -> Check {
             .find_map(|l| l.strip_prefix("heap-objects ")?.trim().parse().ok())
             .unwrap_or(0))
     };
-    let run = || -> Check {
+    let run = |flags: u64| -> Check {
         // Shares our namespace on purpose: the bind lands in it.
         match process::rfork(RFPROC | RFFDG)? {
             0 => {
                 let r = (|| -> Check {
                     fs::chdir("#tmpfs")?;
                     fs::create("pipe-dir", OREAD, fs::DMDIR | 0o755).and_then(io::close)?;
-                    fs::bind("#pipe", "pipe-dir", MREPL)?;
+                    write_file("pipe-dir/own", b"mine")?;
+                    fs::bind("#pipe", "pipe-dir", flags)?;
                     write_file("cmdline", b"console=hvc0")?;
                     ensure!(fs::stat("pipe-dir/data").is_ok(), "pipe bound");
+                    ensure!(
+                        fs::stat("pipe-dir/own").is_ok() == (flags != MREPL),
+                        "the directory's own file with flags {flags:#x}"
+                    );
                     Ok(())
                 })();
                 process::exits(r.err().as_ref().map_or("", |e| e.msg()))
@@ -410,13 +417,15 @@ fn tmpfs_instance_freed_with_its_binds() -> Check {
             }
         }
     };
-    run()?; // warm-up
-    let (m0, o0) = (mounts()?, objects()?);
-    run()?;
-    let (m1, o1) = (mounts()?, objects()?);
-    println!("  mount entries {m0} -> {m1}, heap objects {o0} -> {o1}");
-    ensure!(m1 == m0, "a mount entry was left behind");
-    ensure!(o1 <= o0, "{} heap objects left behind", o1 - o0);
+    for (name, flags) in [("MREPL", MREPL), ("MAFTER", MAFTER), ("MBEFORE", MBEFORE)] {
+        run(flags)?; // warm-up
+        let (m0, o0) = (mounts()?, objects()?);
+        run(flags)?;
+        let (m1, o1) = (mounts()?, objects()?);
+        println!("  {name}: mount entries {m0} -> {m1}, heap objects {o0} -> {o1}");
+        ensure!(m1 == m0, "{name}: a mount entry was left behind");
+        ensure!(o1 <= o0, "{name}: {} heap objects left behind", o1 - o0);
+    }
     Ok(())
 }
 
