@@ -163,18 +163,31 @@ impl Conn {
         self.fids.lock().1.remove(&fid);
     }
 
-    /// Encodes and writes one request.
+    /// Encodes and writes one request. A note before the first byte is out ends it with
+    /// `EINTR`; after that the frame is finished regardless (a partial frame would be read as
+    /// the start of the next one), unless the writer is killed, which kills the mount.
     fn send(&self, fcall: &Fcall<'_>) -> KResult<()> {
         let frame = fcall
             .to_vec(Dialect::V9P2000, self.msize)
             .map_err(|_| Error::from(ETOOLONG))?;
         let _guard = self.write.lock()?;
+        let mut held = None;
         let mut done = 0;
         while done < frame.len() {
             match self.chan.dev.write(&self.chan, &frame[done..], 0) {
-                Ok(0) => return Err(self.error("server hung up")),
-                Ok(n) => done += n,
-                Err(e) if e.is(EINTR) => return Err(e),
+                Ok(0) => {
+                    self.die("server hung up");
+                    return Err(self.error("server hung up"));
+                }
+                Ok(n) => {
+                    done += n;
+                    held.get_or_insert_with(sched::hold_notes);
+                }
+                Err(e) if e.is(EINTR) && done == 0 => return Err(e),
+                Err(e) if e.is(EINTR) => {
+                    self.die("a request was cut short by a kill");
+                    return Err(e);
+                }
                 Err(e) => {
                     self.die("server hung up");
                     return Err(self.error(&alloc::format!("write: {e}")));
@@ -245,19 +258,29 @@ impl Conn {
             Woken::TimedOut
         };
         let mut slots = self.slots.lock();
-        // If the server never answered, the old tag stays reserved (its reply may still come).
+        // If the server never answered, the old tag stays reserved (its reply may still come),
+        // and so does the flush's own tag: a late Rflush must not answer a later request.
         let old_answered = matches!(slots.get(&oldtag), Some(Slot::Replied(_)));
         let flushed = matches!(slots.get(&tag), Some(Slot::Replied(_)));
-        slots.remove(&tag);
         if old_answered || flushed || outcome == Woken::Ready {
             slots.remove(&oldtag);
-            drop(slots);
-            self.free_tag(oldtag);
         } else {
             slots.insert(oldtag, Slot::Discard);
-            drop(slots);
         }
-        self.free_tag(tag);
+        let flush_pending = sent && !flushed && self.dead.lock().is_none();
+        if flush_pending {
+            slots.insert(tag, Slot::Discard);
+        } else {
+            slots.remove(&tag);
+        }
+        let free_old = !matches!(slots.get(&oldtag), Some(Slot::Discard));
+        drop(slots);
+        if free_old {
+            self.free_tag(oldtag);
+        }
+        if !flush_pending {
+            self.free_tag(tag);
+        }
     }
 
     /// Sends a clunk and does not wait for its reply.

@@ -171,7 +171,7 @@ impl Dev for PipeDev {
         let mut done = 0;
         while done < buf.len() {
             let mut hungup = false;
-            pipe.writable.wait_until(|| {
+            let waited = pipe.writable.wait_until(|| {
                 let mut d = to.lock();
                 if d.reader_gone {
                     hungup = true;
@@ -185,8 +185,14 @@ impl Dev for PipeDev {
                 d.bytes.extend(buf[done..done + n].iter().copied());
                 done += n;
                 true
-            })?;
-            pipe.readable.wake_all();
+            });
+            if done > 0 {
+                pipe.readable.wake_all();
+            }
+            // Bytes already in the pipe were written: a note ends the write with their count.
+            if let Err(e) = waited {
+                return if done > 0 { Ok(done) } else { Err(e.into()) };
+            }
             if hungup {
                 return if done > 0 {
                     Ok(done)

@@ -13,7 +13,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use x86_64::instructions::interrupts;
 
 /// Timer ticks a thread runs before another ready thread gets the CPU.
@@ -43,6 +43,8 @@ pub struct Thread {
     pub errstr: IrqLock<String>,
     /// Set when the thread must die at its next return to user mode.
     pub killed: AtomicBool,
+    /// While non-zero, a pending note does not end this thread's waits (see [`hold_notes`]).
+    notes_held: AtomicU32,
     /// Ticks spent in user mode and in the kernel.
     pub utime: AtomicU64,
     pub stime: AtomicU64,
@@ -89,6 +91,7 @@ impl Thread {
             state: AtomicU8::new(ThreadState::Ready as u8),
             errstr: IrqLock::new(String::new()),
             killed: AtomicBool::new(false),
+            notes_held: AtomicU32::new(0),
             utime: AtomicU64::new(0),
             stime: AtomicU64::new(0),
         }))
@@ -115,10 +118,30 @@ impl Thread {
     }
 
     /// Whether a blocking wait of this thread should give up: it was killed, or its process
-    /// has a note to deliver.
+    /// has a note to deliver and the thread does not hold notes off.
     pub fn interrupted(&self) -> bool {
         self.killed.load(Ordering::Acquire)
-            || self.process.as_ref().is_some_and(|p| p.note_pending())
+            || (self.notes_held.load(Ordering::Acquire) == 0
+                && self.process.as_ref().is_some_and(|p| p.note_pending()))
+    }
+}
+
+/// Holds notes off the current thread's waits until dropped: for work that must not stop
+/// half-done, such as writing the rest of a 9P request once part of it is on the wire. Only
+/// a kill still ends the waits, so the holder must cope with that (and its waits should be
+/// ones a peer ends, not unbounded sleeps). The note stays pending and is delivered later.
+pub struct NotesHeld(Arc<Thread>);
+
+/// Holds notes off the current thread (see [`NotesHeld`]).
+pub fn hold_notes() -> NotesHeld {
+    let me = current();
+    me.notes_held.fetch_add(1, Ordering::AcqRel);
+    NotesHeld(me)
+}
+
+impl Drop for NotesHeld {
+    fn drop(&mut self) {
+        self.0.notes_held.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -153,6 +176,7 @@ pub fn init() {
         state: AtomicU8::new(ThreadState::Running as u8),
         errstr: IrqLock::new(String::new()),
         killed: AtomicBool::new(false),
+        notes_held: AtomicU32::new(0),
         utime: AtomicU64::new(0),
         stime: AtomicU64::new(0),
     });

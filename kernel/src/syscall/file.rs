@@ -199,7 +199,13 @@ fn io(p: &Process, fd: u64, buf: u64, len: u64, at: Option<u64>, write: bool) ->
             let part = user.sub(done, IO_CHUNK);
             let bytes = &mut chunk[..part.len()];
             part.read(bytes)?;
-            let n = c.dev.write(&c, bytes, offset + done as u64)?;
+            // An error after some bytes went out returns their count, as write(2) does; the
+            // next call reports the error.
+            let n = match c.dev.write(&c, bytes, offset + done as u64) {
+                Ok(n) => n,
+                Err(_) if done > 0 => break,
+                Err(e) => return Err(e),
+            };
             if n == 0 {
                 break;
             }

@@ -1,6 +1,6 @@
 //! ninetest: checks the kernel's 9P client (`mount`) against our user-space file server
 //! (`ramfs`): files and directories through the mount, a 16 MiB file, two readers at once, a
-//! server killed mid-read, a server that sends garbage. `ninetest bench` prints read
+//! server killed mid-read, a server that sends garbage, writers killed by notes mid-request. `ninetest bench` prints read
 //! throughput through a mount at msize 8 KiB and 64 KiB.
 
 #![no_std]
@@ -202,6 +202,63 @@ fn server_killed_mid_read() -> Check {
     })
 }
 
+/// Writers interrupted by notes while their requests are on the wire: each dies of its note,
+/// but a request it had started sending is finished first, so the connection stays in step
+/// and the mount keeps working for everyone else. Eight writers at once fill the pipe to the
+/// server (256 KiB), so some are blocked in the middle of a 64 KiB Twrite when the note comes.
+fn notes_mid_write_keep_the_mount() -> Check {
+    in_child(|| {
+        let m = scratch()?;
+        let server = start_ramfs(&m, 0)?;
+        for round in 0..4u64 {
+            let mut writers = Vec::new();
+            for i in 0..8 {
+                let path = format!("{m}/w{round}-{i}");
+                writers.push(match process::rfork(RFPROC | RFFDG)? {
+                    0 => {
+                        let r = (|| -> rt::Result<()> {
+                            let fd = fs::create(&path, OWRITE, 0o644)?;
+                            let data = vec![i as u8; 1 << 20];
+                            loop {
+                                io::pwrite(fd, &data, 0)?;
+                            }
+                        })();
+                        process::exits(r.err().as_ref().map_or("no error", |e| e.msg()))
+                    }
+                    pid => pid,
+                });
+            }
+            process::sleep(40 + 13 * round)?;
+            for &w in &writers {
+                // A writer that already ended is reported below with its exit string.
+                let _ = process::postnote(w, "interrupt");
+            }
+            // Each dies of its note ("interrupt"), in whatever order.
+            while !writers.is_empty() {
+                let e = process::await_child()?;
+                ensure!(writers.contains(&e.pid), "pid {} exited: {}", e.pid, e.msg);
+                ensure!(
+                    e.msg == "interrupt",
+                    "writer {} ended with {:?}",
+                    e.pid,
+                    e.msg
+                );
+                writers.retain(|&w| w != e.pid);
+            }
+        }
+        // The mount still answers.
+        write_file(&format!("{m}/after"), b"still in step")?;
+        ensure!(
+            fs::read_file(&format!("{m}/after"))? == b"still in step",
+            "read back after the interrupted writers"
+        );
+        fs::unmount(None, &m)?;
+        process::postnote(server, "kill")?;
+        process::wait_for(server)?;
+        Ok(())
+    })
+}
+
 fn server_sends_garbage() -> Check {
     in_child(|| {
         let m = scratch()?;
@@ -298,6 +355,10 @@ const CASES: &[testkit::Case] = &[
     ("sixteen_mib_and_two_readers", sixteen_mib_and_two_readers),
     ("server_killed_mid_read", server_killed_mid_read),
     ("server_sends_garbage", server_sends_garbage),
+    (
+        "notes_mid_write_keep_the_mount",
+        notes_mid_write_keep_the_mount,
+    ),
 ];
 
 fn main() -> rt::Result<()> {
