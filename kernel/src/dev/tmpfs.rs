@@ -4,19 +4,22 @@
 //! `#tmpfs` and binds things there leaves nothing behind).
 //!
 //! Files hold their data in 64 KiB chunks allocated on first write, so sparse files cost only
-//! what was written and large files grow without copying. qid.path is a 64-bit counter per
+//! what was written and large files grow without copying. All instances together may hold at
+//! most half of physical memory in chunks (Linux's tmpfs default); past that, or when the
+//! kernel cannot allocate, a write fails with "file system full" instead of exhausting memory. qid.path is a 64-bit counter per
 //! instance, never reused (Akaros' tmpfs reused 16-bit paths and its mount table mixed files up).
 
 use crate::error::KResult;
 use crate::ns::chan::{Chan, Dev, check_io, check_open, dir_entry, new_devno, read_dir_entries};
 use crate::sync::IrqLock;
-use abi::errors::{EBADARG, EEXIST, EISDIR, ENOTDIR, ENOTEMPTY, ENOTEXIST, EPERM, ETOOLONG};
+use abi::errors::{EBADARG, EEXIST, EFULL, EISDIR, ENOTDIR, ENOTEMPTY, ENOTEXIST, EPERM, ETOOLONG};
 use abi::sys::mode::{OEXCL, OTRUNC};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 use ninep::{DMAPPEND, DMDIR, Dir, QTDIR, Qid};
 
 /// Bytes per data chunk.
@@ -26,10 +29,54 @@ const MAX_NAME: usize = 255;
 /// Largest file.
 const MAX_FILE: u64 = 1 << 40;
 
+/// Bytes of chunks held by every instance together.
+static CHUNK_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// 64 KiB of a file's data, counted against the shared limit while it lives.
+struct Chunk(Box<[u8]>);
+
+impl Chunk {
+    /// A zeroed chunk, if the limit and the kernel heap allow it.
+    fn new() -> KResult<Chunk> {
+        let limit = crate::mm::frame::total_bytes() / 2;
+        CHUNK_BYTES
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held + CHUNK as u64 <= limit).then_some(held + CHUNK as u64)
+            })
+            .map_err(|_| EFULL)?;
+        let mut data = Vec::new();
+        if data.try_reserve_exact(CHUNK).is_err() {
+            CHUNK_BYTES.fetch_sub(CHUNK as u64, Ordering::AcqRel);
+            return Err(EFULL.into());
+        }
+        data.resize(CHUNK, 0);
+        Ok(Chunk(data.into_boxed_slice()))
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        CHUNK_BYTES.fetch_sub(CHUNK as u64, Ordering::AcqRel);
+    }
+}
+
+impl core::ops::Deref for Chunk {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl core::ops::DerefMut for Chunk {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+}
+
 enum Body {
     Dir(BTreeMap<String, u64>),
     File {
-        chunks: Vec<Option<Box<[u8]>>>,
+        chunks: Vec<Option<Chunk>>,
         len: u64,
     },
 }
@@ -95,7 +142,7 @@ fn now() -> u32 {
     crate::time::unix_seconds() as u32
 }
 
-fn read_file(chunks: &[Option<Box<[u8]>>], len: u64, buf: &mut [u8], offset: u64) -> usize {
+fn read_file(chunks: &[Option<Chunk>], len: u64, buf: &mut [u8], offset: u64) -> usize {
     if offset >= len {
         return 0;
     }
@@ -115,12 +162,12 @@ fn read_file(chunks: &[Option<Box<[u8]>>], len: u64, buf: &mut [u8], offset: u64
 }
 
 fn write_file(
-    chunks: &mut Vec<Option<Box<[u8]>>>,
+    chunks: &mut Vec<Option<Chunk>>,
     len: &mut u64,
     buf: &[u8],
     offset: u64,
 ) -> KResult<usize> {
-    let end = offset
+    offset
         .checked_add(buf.len() as u64)
         .filter(|&e| e <= MAX_FILE)
         .ok_or(ETOOLONG)?;
@@ -130,17 +177,30 @@ fn write_file(
         let (ci, co) = (pos / CHUNK, pos % CHUNK);
         let take = (CHUNK - co).min(buf.len() - done);
         if chunks.len() <= ci {
+            if chunks.try_reserve(ci + 1 - chunks.len()).is_err() {
+                break;
+            }
             chunks.resize_with(ci + 1, || None);
         }
-        let chunk = chunks[ci].get_or_insert_with(|| alloc::vec![0u8; CHUNK].into_boxed_slice());
+        let chunk = match &mut chunks[ci] {
+            Some(c) => c,
+            empty => match Chunk::new() {
+                Ok(c) => empty.insert(c),
+                Err(_) => break,
+            },
+        };
         chunk[co..co + take].copy_from_slice(&buf[done..done + take]);
         done += take;
     }
-    *len = (*len).max(end);
+    // What fitted was written (and counts); nothing at all is an error.
+    if done == 0 && !buf.is_empty() {
+        return Err(EFULL.into());
+    }
+    *len = (*len).max(offset + done as u64);
     Ok(done)
 }
 
-fn truncate(chunks: &mut Vec<Option<Box<[u8]>>>, len: &mut u64, new_len: u64) {
+fn truncate(chunks: &mut Vec<Option<Chunk>>, len: &mut u64, new_len: u64) {
     let keep = (new_len as usize).div_ceil(CHUNK);
     chunks.truncate(keep);
     // Zero the tail of the last chunk kept, so growing the file again reads zeros.

@@ -33,3 +33,4 @@ pub const ENOTIMPL: &str = "not implemented";
 pub const ESHORTSTAT: &str = "stat buffer too small";
 pub const EBADSTAT: &str = "malformed stat buffer";
 pub const EMODE: &str = "wrong open mode";
+pub const EFULL: &str = "file system full";

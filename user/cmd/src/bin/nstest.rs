@@ -174,6 +174,33 @@ fn tmpfs_64_mib_file() -> Check {
     Ok(())
 }
 
+/// Filling tmpfs ends in "file system full", not in a kernel out of memory; removing the file
+/// gives the room back. One byte per 64 KiB chunk reaches the limit (half of memory) quickly.
+fn tmpfs_full_is_an_error() -> Check {
+    let path = "/tmp/nstest-full";
+    let fd = fs::create(path, OWRITE, 0o644)?;
+    let mut chunks = 0u64;
+    let err = loop {
+        match io::pwrite(fd, b"x", chunks * 65536) {
+            Ok(1) => chunks += 1,
+            Ok(n) => break format!("short write of {n} bytes"),
+            Err(e) => break String::from(e.msg()),
+        }
+        ensure!(chunks < 1 << 20, "no limit after 64 GiB");
+    };
+    io::close(fd)?;
+    println!("  full after {} MiB: {err}", chunks / 16);
+    ensure!(err.contains("file system full"), "the error was {err:?}");
+    fs::remove(path)?;
+    write_file("/tmp/nstest-after-full", b"room again")?;
+    ensure!(
+        fs::read_file("/tmp/nstest-after-full")? == b"room again",
+        "read back after the room came back"
+    );
+    fs::remove("/tmp/nstest-after-full")?;
+    Ok(())
+}
+
 fn union_order_and_create() -> Check {
     in_child(|| {
         let a = "/tmp/u-a";
@@ -531,6 +558,7 @@ const CASES: &[testkit::Case] = &[
     ("tmpfs_files_and_directories", tmpfs_files_and_directories),
     ("tmpfs_many_files", tmpfs_many_files),
     ("tmpfs_64_mib_file", tmpfs_64_mib_file),
+    ("tmpfs_full_is_an_error", tmpfs_full_is_an_error),
     ("union_order_and_create", union_order_and_create),
     ("rfnameg_isolates", rfnameg_isolates),
     ("bad_namespace_input", bad_namespace_input),
