@@ -151,6 +151,38 @@ fn vm_stats() -> Result<String> {
     }
 }
 
+/// `stats` as (name, value) pairs: the lines whose last word is a number.
+fn stat_values(text: &str) -> Vec<(String, u64)> {
+    text.lines()
+        .filter_map(|l| {
+            let (name, v) = l.trim().rsplit_once(' ')?;
+            Some((name.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+/// What changed between two `stats` readings, as one line: exits by reason and the split of
+/// the wall-clock time between guest, halted, kernel and VMM (ms).
+fn stats_delta(before: &str, after: &str) -> String {
+    let old = stat_values(before);
+    let mut out = String::new();
+    for (name, v) in stat_values(after) {
+        let was = old.iter().find(|(n, _)| *n == name).map_or(0, |p| p.1);
+        let d = v.saturating_sub(was);
+        if d == 0 || name.starts_with("memory-") || name.starts_with("nested-") {
+            continue;
+        }
+        match name.strip_suffix("-ns") {
+            Some(n) => out.push_str(&format!(" {n}-ms {}", d / 1_000_000)),
+            None => out.push_str(&format!(
+                " {} {d}",
+                name.strip_prefix("exit ").unwrap_or(&name)
+            )),
+        }
+    }
+    out
+}
+
 /// Mounts the guest's 9P server on [`MNT`] with `msize`, retrying until it answers.
 fn mount(msize: u32, started: u64, console: &Mutex<String>) -> Result<()> {
     loop {
@@ -222,7 +254,14 @@ fn boot(n: usize, disk: &str, part: &str, read: bool) -> Result<Boot> {
         let mut rates = Vec::new();
         for msize in [8 * 1024, 64 * 1024] {
             mount(msize + ninep::IOHDRSZ, started, &console)?;
+            let before = vm_stats().unwrap_or_default();
             rates.push(read_rate()?);
+            let after = vm_stats().unwrap_or_default();
+            println!(
+                "msize {} KiB read:{}",
+                msize / 1024,
+                stats_delta(&before, &after)
+            );
             fs::unmount(None, MNT)?;
         }
         println!(
