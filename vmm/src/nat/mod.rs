@@ -71,11 +71,12 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 pub use config::{
     DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_DHCP_LEASE_SECS, DEFAULT_GUEST_IP,
     DEFAULT_GUEST_TO_HOST_BUFFER, DEFAULT_HOST_TO_GUEST_BUFFER, DEFAULT_IDLE_TIMEOUT_SECS,
-    DEFAULT_MAX_FLOWS, DEFAULT_MAX_QUEUED_FRAMES, DEFAULT_PREFIX_LEN, DEFAULT_ROUTER_IP,
-    DEFAULT_ROUTER_MAC, MAX_BUFFER, MAX_FLOWS_LIMIT, MIN_BUFFER, NatConfig,
+    DEFAULT_MAX_FLOWS, DEFAULT_MAX_QUEUED_FRAMES, DEFAULT_MTU, DEFAULT_PREFIX_LEN,
+    DEFAULT_ROUTER_IP, DEFAULT_ROUTER_MAC, ETHERNET_HEADER_LEN, MAX_BUFFER, MAX_FLOWS_LIMIT,
+    MAX_MTU, MIN_BUFFER, MIN_MTU, NatConfig,
 };
 pub use flow::{FlowError, FlowEvent, FlowId, FlowKind, FlowState, Readiness, ResetReason};
-pub use frame::{Direction, DropReason, MAX_GUEST_FRAME, Summary};
+pub use frame::{Direction, DropReason, Summary};
 
 use crate::virtio::net::backend::NetBackend;
 use flow::{Flow, Slot};
@@ -184,7 +185,7 @@ impl Nat {
     /// A NAT with `config`, after checking it.
     pub fn new(config: NatConfig) -> Result<Nat, NatError> {
         config.validate()?;
-        let mut link = Link::new(config.max_queued_frames);
+        let mut link = Link::new(config.max_queued_frames, config.max_frame());
         let mut iface_config = IfaceConfig::new(HardwareAddress::Ethernet(EthernetAddress(
             config.router_mac,
         )));

@@ -209,9 +209,10 @@ fn build(cfg: &VmConfig, vm: &Vm, mem: &Memory) -> Result<Arc<Machine>> {
                 let options = cfg.nat.clone().unwrap_or_default();
                 let config = vmm::nat::NatConfig::from_options(&options)
                     .map_err(|e| Error::new(format!("{e}")))?;
+                let mtu = config.mtu;
                 let n = SharedNat::new(config).map_err(|e| Error::new(format!("NAT: {e}")))?;
                 nat = Some(n.clone());
-                let dev = vmm::virtio::net::Net::new(n, *mac, *mergeable);
+                let dev = vmm::virtio::net::Net::new(n, *mac, *mergeable).with_mtu(mtu);
                 bus.insert(
                     d.base,
                     size,

@@ -637,7 +637,10 @@ fn frames_the_nat_must_drop_are_counted_and_unanswered() {
     let cases: Vec<(Vec<u8>, DropReason)> = vec![
         (vec![1, 2, 3], DropReason::Truncated),
         (vec![0u8; 13], DropReason::Truncated),
-        (vec![0u8; MAX_GUEST_FRAME + 1], DropReason::Oversize),
+        (
+            vec![0u8; DEFAULT_MTU as usize + ETHERNET_HEADER_LEN + 1],
+            DropReason::Oversize,
+        ),
         (
             ethernet(
                 [0x52, 0x54, 0, 0, 0, 9],
