@@ -514,11 +514,16 @@ impl Nat {
     /// A frame from the guest ([`NetBackend::send`]): checked and queued for the next
     /// [`Nat::poll`], answered at once (DHCP), or dropped and counted.
     pub fn frame_from_guest(&mut self, frame: &[u8]) {
+        self.take_frame_from_guest(frame.to_vec());
+    }
+
+    /// [`Nat::frame_from_guest`] for a frame the caller gives away (no copy).
+    pub fn take_frame_from_guest(&mut self, frame: Vec<u8>) {
         self.stats.frames_from_guest += 1;
-        self.trace(Direction::FromGuest, frame);
-        match frame::classify(frame, &self.config) {
+        self.trace(Direction::FromGuest, &frame);
+        match frame::classify(&frame, &self.config) {
             Verdict::Drop(reason) => self.count_drop(reason),
-            Verdict::Dhcp => match dhcp::answer(frame, &self.config) {
+            Verdict::Dhcp => match dhcp::answer(&frame, &self.config) {
                 Some(reply) if !self.link.to_guest_full() => {
                     self.link.to_guest.push_back(reply);
                     self.stats.dhcp_replies += 1;
@@ -534,7 +539,7 @@ impl Nat {
                 if let Some(s) = segment {
                     self.note_segment(s);
                 }
-                self.link.from_guest.push_back(frame.to_vec());
+                self.link.from_guest.push_back(frame);
             }
         }
     }
@@ -809,8 +814,8 @@ impl Nat {
 }
 
 impl NetBackend for Nat {
-    fn send(&mut self, frame: &[u8]) {
-        self.frame_from_guest(frame);
+    fn send(&mut self, frame: Vec<u8>) {
+        self.take_frame_from_guest(frame);
     }
 
     fn receive(&mut self) -> Option<Vec<u8>> {
