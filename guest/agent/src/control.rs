@@ -321,8 +321,16 @@ mod tests {
             ("READ etc/../../x", "etc/../../x", "has a . or .. in it"),
             ("READ ./etc", "./etc", "has a . or .. in it"),
             ("READ a b", "a b", "has a blank or control character in it"),
-            ("READ a\u{7}b", "a\u{7}b", "has a blank or control character in it"),
-            ("READ etc/\u{0}", "etc/\u{0}", "has a blank or control character in it"),
+            (
+                "READ a\u{7}b",
+                "a\u{7}b",
+                "has a blank or control character in it",
+            ),
+            (
+                "READ etc/\u{0}",
+                "etc/\u{0}",
+                "has a blank or control character in it",
+            ),
             ("READ ..", "..", "has a . or .. in it"),
         ] {
             let err = parse_command(line).expect_err(line);
