@@ -252,21 +252,17 @@ impl MappedGuestMemory {
 impl GuestMemory for MappedGuestMemory {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
         let src = self.host_ptr(addr, buf.len())?;
-        for (i, b) in buf.iter_mut().enumerate() {
-            // SAFETY: `src..src + buf.len()` lies inside a live mapping (checked by `host_ptr`,
-            // guaranteed by the contract of `new`); a volatile byte read is valid at any
-            // alignment and never creates a reference into guest memory.
-            *b = unsafe { core::ptr::read_volatile(src.add(i)) };
-        }
+        // SAFETY: `src..src + buf.len()` lies inside a live mapping (checked by `host_ptr`,
+        // guaranteed by the contract of `new`), and `buf` is ours and as long.
+        unsafe { volatile_copy(src, buf.as_mut_ptr(), buf.len(), Side::Source) };
         Ok(())
     }
 
     fn write(&self, addr: u64, data: &[u8]) -> Result<(), MemoryError> {
         let dst = self.host_ptr(addr, data.len())?;
-        for (i, b) in data.iter().enumerate() {
-            // SAFETY: as in `read`: the range is inside a live, writable mapping.
-            unsafe { core::ptr::write_volatile(dst.add(i), *b) };
-        }
+        // SAFETY: as in `read`: the range is inside a live, writable mapping, and `data` is
+        // ours and as long.
+        unsafe { volatile_copy(data.as_ptr(), dst, data.len(), Side::Destination) };
         Ok(())
     }
 
@@ -275,9 +271,87 @@ impl GuestMemory for MappedGuestMemory {
     }
 }
 
+/// Which end of a [`volatile_copy`] is guest memory.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Source,
+    Destination,
+}
+
+/// Copies `len` bytes from `src` to `dst`, touching the guest's end (`guest`) only with
+/// volatile accesses: aligned 8-byte words in the middle, bytes at the unaligned edges (the
+/// other end takes unaligned plain accesses). Byte-at-a-time volatile copies made every
+/// virtio buffer cost eight times the loads and stores it needs, which under emulation was a
+/// visible share of a 9P read through the NAT.
+///
+/// # Safety
+///
+/// `src..src + len` must be readable and `dst..dst + len` writable, the ranges must not
+/// overlap, and the end that is not guest memory must be memory the caller may access as
+/// plain bytes.
+unsafe fn volatile_copy(src: *const u8, dst: *mut u8, len: usize, guest: Side) {
+    let guest_addr = match guest {
+        Side::Source => src as usize,
+        Side::Destination => dst as usize,
+    };
+    let head = guest_addr.wrapping_neg() % 8;
+    let head = head.min(len);
+    let words = (len - head) / 8;
+    let mut i = 0;
+    // Every offset below is under `len`, so inside both ranges (the caller's contract); the
+    // guest end is touched only by volatile accesses, and the 8-byte ones are aligned because
+    // `head` brings the guest pointer to a multiple of 8.
+    while i < head {
+        // SAFETY: a byte inside both ranges; volatile at both ends.
+        unsafe { dst.add(i).write_volatile(src.add(i).read_volatile()) };
+        i += 1;
+    }
+    for _ in 0..words {
+        match guest {
+            // SAFETY: 8 bytes inside both ranges; the guest's (source) word is aligned.
+            Side::Source => unsafe {
+                let w = src.add(i).cast::<u64>().read_volatile();
+                dst.add(i).cast::<u64>().write_unaligned(w);
+            },
+            // SAFETY: 8 bytes inside both ranges; the guest's (destination) word is aligned.
+            Side::Destination => unsafe {
+                let w = src.add(i).cast::<u64>().read_unaligned();
+                dst.add(i).cast::<u64>().write_volatile(w);
+            },
+        }
+        i += 8;
+    }
+    while i < len {
+        // SAFETY: a byte inside both ranges; volatile at both ends.
+        unsafe { dst.add(i).write_volatile(src.add(i).read_volatile()) };
+        i += 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn volatile_copies_of_every_alignment_and_length() {
+        let src: Vec<u8> = (0..100u8).map(|b| b.wrapping_mul(7) ^ 0x5a).collect();
+        for side in [Side::Source, Side::Destination] {
+            for from in 0..9 {
+                for to in 0..9 {
+                    for len in [0, 1, 7, 8, 9, 15, 16, 17, 40, 80] {
+                        let mut dst = alloc::vec![0xeeu8; 100];
+                        // SAFETY: both ranges lie inside their vectors and do not overlap.
+                        unsafe {
+                            volatile_copy(src[from..].as_ptr(), dst[to..].as_mut_ptr(), len, side)
+                        };
+                        assert_eq!(&dst[to..to + len], &src[from..from + len]);
+                        assert!(dst[..to].iter().all(|&b| b == 0xee));
+                        assert!(dst[to + len..].iter().all(|&b| b == 0xee));
+                    }
+                }
+            }
+        }
+    }
 
     fn two_regions() -> [RamRegion; 2] {
         [

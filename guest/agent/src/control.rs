@@ -7,13 +7,21 @@
 //!
 //! - `SHUTDOWN`: stop the 9P server, sync, unmount, power off with status 0.
 //! - `STATUS`: print one `status` line.
+//! - `READ PATH`: read the file `PATH` of the served tree (relative to its root; a leading `/`
+//!   is allowed, `.` and `..` are not, and the path has no blanks) from start to end in 1 MiB
+//!   reads, inside the guest, and print a `read` line with the bytes read and the nanoseconds it
+//!   took, or an `error` line. It is a benchmark: the host compares reading the same file
+//!   through its 9P mount with this figure (DESIGN.md section 8). The read runs beside the
+//!   other commands; a `SHUTDOWN` meanwhile does not wait for it. (Symbolic links are followed
+//!   as the guest's kernel resolves them: the channel is the VM owner's, not a 9P client's.)
 //!
 //! Replies (guest to host) all start with [`PREFIX`] and are the [`Reply`] forms:
 //!
 //! ```text
 //! fsvm-agent: ready tcp!10.0.2.15!564 /dev/vda1
 //! fsvm-agent: status serving /dev/vda1 tcp!10.0.2.15!564 uptime 12.345 connections 1
-//! fsvm-agent: error unknown control line "REBOOT" (expected SHUTDOWN or STATUS)
+//! fsvm-agent: read usr/share/fsvm/random-32m.bin 33554432 81234567
+//! fsvm-agent: error unknown control line "REBOOT" (expected SHUTDOWN, STATUS or READ PATH)
 //! fsvm-agent: shutting down
 //! fsvm-agent: exit status 3 (the partition is not ext4)
 //! ```
@@ -32,21 +40,51 @@ pub const PREFIX: &str = "fsvm-agent: ";
 pub const MAX_COMMAND_LEN: usize = 256;
 
 /// A command from the host.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     /// Stop serving, sync, unmount, power off.
     Shutdown,
     /// Report the agent's state.
     Status,
+    /// Time reading a file of the served tree inside the guest.
+    Read(TreePath),
 }
 
-impl Command {
+impl fmt::Display for Command {
     /// The command as written on the wire.
-    pub fn as_str(self) -> &'static str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Command::Shutdown => "SHUTDOWN",
-            Command::Status => "STATUS",
+            Command::Shutdown => f.write_str("SHUTDOWN"),
+            Command::Status => f.write_str("STATUS"),
+            Command::Read(p) => write!(f, "READ {}", p.as_str()),
         }
+    }
+}
+
+/// A path of the served tree as a `READ` names it: relative, one or more plain names joined
+/// by `/` (a leading `/` and repeated `/` are dropped), no `.` or `..`, no blanks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreePath(String);
+
+impl TreePath {
+    /// Checks `text`; the error says what is wrong with it.
+    pub fn parse(text: &str) -> Result<TreePath, &'static str> {
+        let names: Vec<&str> = text.split('/').filter(|n| !n.is_empty()).collect();
+        if names.is_empty() {
+            return Err("names no file");
+        }
+        if names.iter().any(|&n| n == "." || n == "..") {
+            return Err("has a . or .. in it");
+        }
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("has a blank or control character in it");
+        }
+        Ok(TreePath(names.join("/")))
+    }
+
+    /// The path, relative to the tree's root.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -57,6 +95,8 @@ pub enum ControlError {
     Unknown(String),
     /// Longer than [`MAX_COMMAND_LEN`] bytes (the length).
     TooLong(usize),
+    /// `READ` without a path, or with one that [`TreePath::parse`] refuses (the path and why).
+    BadPath(String, &'static str),
 }
 
 impl fmt::Display for ControlError {
@@ -65,7 +105,7 @@ impl fmt::Display for ControlError {
             ControlError::Unknown(line) => {
                 write!(
                     f,
-                    "unknown control line {line:?} (expected SHUTDOWN or STATUS)"
+                    "unknown control line {line:?} (expected SHUTDOWN, STATUS or READ PATH)"
                 )
             }
             ControlError::TooLong(n) => {
@@ -73,6 +113,9 @@ impl fmt::Display for ControlError {
                     f,
                     "control line of {n} bytes is too long (at most {MAX_COMMAND_LEN})"
                 )
+            }
+            ControlError::BadPath(path, why) => {
+                write!(f, "READ {path:?}: the path {why} (usage: READ PATH)")
             }
         }
     }
@@ -83,11 +126,21 @@ pub fn parse_command(line: &str) -> Result<Option<Command>, ControlError> {
     if line.len() > MAX_COMMAND_LEN {
         return Err(ControlError::TooLong(line.len()));
     }
-    match line.trim() {
-        "" => Ok(None),
-        "SHUTDOWN" => Ok(Some(Command::Shutdown)),
-        "STATUS" => Ok(Some(Command::Status)),
-        other => Err(ControlError::Unknown(other.to_string())),
+    let line = line.trim();
+    match line.split_once(|c: char| c.is_ascii_whitespace()) {
+        Some(("READ", path)) => {
+            let path = path.trim();
+            TreePath::parse(path)
+                .map(|p| Some(Command::Read(p)))
+                .map_err(|why| ControlError::BadPath(path.to_string(), why))
+        }
+        _ => match line {
+            "" => Ok(None),
+            "SHUTDOWN" => Ok(Some(Command::Shutdown)),
+            "STATUS" => Ok(Some(Command::Status)),
+            "READ" => Err(ControlError::BadPath(String::new(), "names no file")),
+            other => Err(ControlError::Unknown(other.to_string())),
+        },
     }
 }
 
@@ -115,6 +168,15 @@ pub enum Reply {
         uptime: String,
         /// Open 9P connections.
         connections: usize,
+    },
+    /// Answer to `READ`: the file read inside the guest, its length and the time taken.
+    Read {
+        /// The path as the command gave it (relative to the served tree's root).
+        path: String,
+        /// Bytes read.
+        bytes: u64,
+        /// Nanoseconds from opening the file to reading its end.
+        ns: u64,
     },
     /// A failure: a bad control line (the agent keeps running) or the reason for a failure exit.
     Error(String),
@@ -166,6 +228,18 @@ impl Reply {
                     connections: conns.parse().ok()?,
                 })
             }
+            "read" => {
+                let mut w = rest.split(' ');
+                let (path, bytes, ns) = (w.next()?, w.next()?, w.next()?);
+                if path.is_empty() || w.next().is_some() {
+                    return None;
+                }
+                Some(Reply::Read {
+                    path: path.to_string(),
+                    bytes: bytes.parse().ok()?,
+                    ns: ns.parse().ok()?,
+                })
+            }
             "error" => Some(Reply::Error(rest.to_string())),
             "shutting" if rest == "down" => Some(Reply::ShuttingDown),
             "exit" => {
@@ -200,6 +274,7 @@ impl fmt::Display for Reply {
                 f,
                 "status {state} {device} {addr} uptime {uptime} connections {connections}"
             ),
+            Reply::Read { path, bytes, ns } => write!(f, "read {path} {bytes} {ns}"),
             Reply::Error(msg) => write!(f, "error {msg}"),
             Reply::ShuttingDown => f.write_str("shutting down"),
             Reply::Exit { status, text } => write!(f, "exit status {status} ({text})"),
@@ -223,8 +298,52 @@ mod tests {
         assert_eq!(parse_command("\n"), Ok(None));
         assert_eq!(parse_command(" \t \r\n"), Ok(None));
         assert_eq!(parse_command(""), Ok(None));
-        for c in [Command::Shutdown, Command::Status] {
-            assert_eq!(parse_command(c.as_str()), Ok(Some(c)));
+        let big = TreePath::parse("usr/share/fsvm/random-32m.bin").unwrap();
+        assert_eq!(
+            parse_command("READ usr/share/fsvm/random-32m.bin\n"),
+            Ok(Some(Command::Read(big.clone())))
+        );
+        assert_eq!(
+            parse_command("  READ \t //usr//share/fsvm/random-32m.bin/ \r\n"),
+            Ok(Some(Command::Read(big.clone())))
+        );
+        for c in [Command::Shutdown, Command::Status, Command::Read(big)] {
+            assert_eq!(parse_command(&c.to_string()), Ok(Some(c)));
+        }
+    }
+
+    #[test]
+    fn read_paths_stay_in_the_tree() {
+        for (line, path, why) in [
+            ("READ", "", "names no file"),
+            ("READ /", "/", "names no file"),
+            ("READ ../etc/shadow", "../etc/shadow", "has a . or .. in it"),
+            ("READ etc/../../x", "etc/../../x", "has a . or .. in it"),
+            ("READ ./etc", "./etc", "has a . or .. in it"),
+            ("READ a b", "a b", "has a blank or control character in it"),
+            (
+                "READ a\u{7}b",
+                "a\u{7}b",
+                "has a blank or control character in it",
+            ),
+            (
+                "READ etc/\u{0}",
+                "etc/\u{0}",
+                "has a blank or control character in it",
+            ),
+            ("READ ..", "..", "has a . or .. in it"),
+        ] {
+            let err = parse_command(line).expect_err(line);
+            assert_eq!(err, ControlError::BadPath(path.into(), why), "{line}");
+            assert!(err.to_string().contains("usage: READ PATH"), "{err}");
+        }
+        assert_eq!(
+            TreePath::parse("/etc/hostname").map(|p| p.as_str().to_string()),
+            Ok("etc/hostname".to_string())
+        );
+        // Not a command word of its own: READX and a lower-case read are unknown lines.
+        for bad in ["READX etc", "read etc"] {
+            assert!(matches!(parse_command(bad), Err(ControlError::Unknown(_))));
         }
     }
 
@@ -241,7 +360,10 @@ mod tests {
         ] {
             let err = parse_command(bad).expect_err(bad);
             assert_eq!(err, ControlError::Unknown(bad.trim().to_string()));
-            assert!(err.to_string().contains("expected SHUTDOWN or STATUS"));
+            assert!(
+                err.to_string()
+                    .contains("expected SHUTDOWN, STATUS or READ PATH")
+            );
         }
         let long = "S".repeat(MAX_COMMAND_LEN + 1);
         assert_eq!(
@@ -266,6 +388,11 @@ mod tests {
                 connections: 3,
             },
             Reply::Error("partition 3 of /dev/vda does not exist".into()),
+            Reply::Read {
+                path: "usr/share/fsvm/random-32m.bin".into(),
+                bytes: 32 << 20,
+                ns: 81_234_567,
+            },
             Reply::ShuttingDown,
             Reply::exit(PowerOffStatus::NotExt4),
             Reply::exit(PowerOffStatus::Clean),
@@ -308,6 +435,10 @@ mod tests {
             "fsvm-agent: status serving /dev/vda tcp!1!2 uptime 1.0 connections x",
             "fsvm-agent: shutting up",
             "fsvm-agent: mounted /dev/vda1",
+            "fsvm-agent: read x 12",
+            "fsvm-agent: read x 12 y",
+            "fsvm-agent: read x 12 34 56",
+            "fsvm-agent: read  12 34",
         ] {
             assert_eq!(Reply::parse(junk), None, "{junk:?}");
         }

@@ -280,6 +280,15 @@ impl Agent {
                                 connections: self.server.as_ref().map_or(0, |s| s.connections()),
                             });
                         }
+                        Ok(Some(Command::Read(path))) => {
+                            // In a thread of its own: a long read must not hold up SHUTDOWN.
+                            let spawned = std::thread::Builder::new()
+                                .name("read".into())
+                                .spawn(move || reply(&read_in_guest(path.as_str())));
+                            if let Err(e) = spawned {
+                                reply(&Reply::Error(format!("READ: no thread: {e}")));
+                            }
+                        }
                         Ok(Some(Command::Shutdown)) => {
                             log("SHUTDOWN received");
                             reply(&Reply::ShuttingDown);
@@ -335,6 +344,30 @@ impl Agent {
                 false
             }
         }
+    }
+}
+
+/// `READ PATH`: reads the served tree's file `path` to its end in 1 MiB reads and times it.
+fn read_in_guest(path: &str) -> Reply {
+    let started = Instant::now();
+    let mut file = match File::open(Path::new(MOUNT_POINT).join(path)) {
+        Ok(f) => f,
+        Err(e) => return Reply::Error(format!("READ {path}: {e}")),
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => bytes += n as u64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Reply::Error(format!("READ {path}: {e}")),
+        }
+    }
+    Reply::Read {
+        path: path.to_string(),
+        bytes,
+        ns: started.elapsed().as_nanos() as u64,
     }
 }
 

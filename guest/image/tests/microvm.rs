@@ -271,7 +271,7 @@ fn unknown_control_lines_are_refused_and_the_agent_keeps_serving() {
         assert_eq!(
             r,
             Reply::Error(format!(
-                "unknown control line {bad:?} (expected SHUTDOWN or STATUS)"
+                "unknown control line {bad:?} (expected SHUTDOWN, STATUS or READ PATH)"
             ))
         );
     }

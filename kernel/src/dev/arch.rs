@@ -1,6 +1,7 @@
 //! `#arch`: what the machine is. `cpu` (model, virtualization features, clock) and `pci`
 //! (the PCI functions), the same text the kernel monitor's commands print; `tsc`, the TSC's
-//! frequency in Hz (a VMM tells its guests).
+//! frequency in Hz (a VMM tells its guests); `idle`, nanoseconds the CPUs spent halted with
+//! nothing to run since boot (benchmarks tell waiting from work with it).
 
 use crate::error::KResult;
 use crate::ns::chan::{Chan, Dev, DirTable, TableEntry, check_io, read_slice};
@@ -10,6 +11,7 @@ use ninep::Dir;
 const QCPU: u64 = 1;
 const QPCI: u64 = 2;
 const QTSC: u64 = 3;
+const QIDLE: u64 = 4;
 
 const TABLE: DirTable = DirTable {
     entries: &[
@@ -28,6 +30,11 @@ const TABLE: DirTable = DirTable {
             path: QTSC,
             perm: 0o444,
         },
+        TableEntry {
+            name: "idle",
+            path: QIDLE,
+            perm: 0o444,
+        },
     ],
 };
 
@@ -42,6 +49,7 @@ fn text(path: u64) -> String {
         QCPU => crate::arch::x86_64::cpuid::report(),
         QPCI => crate::drivers::pci::report(),
         QTSC => alloc::format!("{}\n", crate::time::tsc_hz()),
+        QIDLE => alloc::format!("{}\n", crate::proc::sched::idle_ns()),
         _ => String::new(),
     }
 }

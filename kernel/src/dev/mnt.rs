@@ -20,7 +20,7 @@ use crate::proc::wait::{QLock, WaitQueue, Woken};
 use crate::sync::IrqLock;
 use abi::errors::{EINTR, ENOTEXIST, ETOOLONG};
 use alloc::borrow::Cow;
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -33,6 +33,8 @@ pub const DEFAULT_MSIZE: u32 = 64 * 1024 + IOHDRSZ;
 const MIN_MSIZE: u32 = 4096;
 /// The largest msize the kernel uses.
 const MAX_MSIZE: u32 = 1024 * 1024 + IOHDRSZ;
+/// Treads one read keeps in flight (see [`MntDev::read`]).
+const READ_AHEAD: usize = 4;
 /// How long a flushed request waits for the server's Rflush.
 const FLUSH_WAIT_NS: u64 = 2_000_000_000;
 
@@ -199,6 +201,13 @@ impl Conn {
 
     /// One request and its reply. An `Rerror` becomes an error with the server's text.
     fn rpc(&self, msg: Msg<'_>) -> KResult<Msg<'static>> {
+        let tag = self.start(msg)?;
+        self.finish(tag)
+    }
+
+    /// Sends a request; its reply is collected with [`Conn::finish`] (or given up with
+    /// [`Conn::abandon`]), so a caller may have several in flight.
+    fn start(&self, msg: Msg<'_>) -> KResult<u16> {
         self.check_alive()?;
         let tag = self.alloc_tag();
         log::trace!("mount {}: tag {tag} {msg:?}", self.name);
@@ -208,6 +217,25 @@ impl Conn {
             self.free_tag(tag);
             return Err(e);
         }
+        Ok(tag)
+    }
+
+    /// Gives up a request [`Conn::start`] sent without waiting for it: its reply, when it
+    /// comes, is dropped (for requests with no effect to undo, such as reads ahead).
+    fn abandon(&self, tag: u16) {
+        let mut slots = self.slots.lock();
+        if matches!(slots.get(&tag), Some(Slot::Replied(_))) {
+            slots.remove(&tag);
+            drop(slots);
+            self.free_tag(tag);
+        } else {
+            slots.insert(tag, Slot::Discard);
+        }
+    }
+
+    /// Waits for the reply to `tag`, sent by [`Conn::start`]. An `Rerror` becomes an error with
+    /// the server's text; a note sends `Tflush`.
+    fn finish(&self, tag: u16) -> KResult<Msg<'static>> {
         let mut reply = None;
         let waited = self.replies.wait_until(|| {
             let mut slots = self.slots.lock();
@@ -675,33 +703,63 @@ impl Dev for MntDev {
     fn read(&self, c: &Chan, buf: &mut [u8], offset: u64) -> KResult<usize> {
         crate::ns::chan::check_io(c, false)?;
         let f = file(c);
+        let conn = &f.mount.conn;
         let chunk = Self::chunk(&f);
-        let mut done = 0;
-        while done < buf.len() {
-            let count = (buf.len() - done).min(chunk) as u32;
-            let msg = Msg::Tread {
-                fid: f.fid,
-                offset: offset + done as u64,
-                count,
+        // A read larger than one message keeps up to READ_AHEAD Treads for the next pieces in
+        // flight once a first piece came back full, so the server and the transport work on
+        // several at once (the per-request round trip dominated reads through a VM's NAT).
+        // Only plain files: a directory's offsets come from its replies, and a stream-like
+        // file (append-only, exclusive, or one that answers short) would lose what a request
+        // after a short answer consumed.
+        let plain = c.qid.ty & !ninep::QTTMP == ninep::QTFILE;
+        let mut window = 1;
+        let mut pending: VecDeque<(u16, u32)> = VecDeque::new();
+        let (mut done, mut asked) = (0usize, 0usize);
+        let result = loop {
+            while pending.len() < window && asked < buf.len() {
+                let count = (buf.len() - asked).min(chunk) as u32;
+                let msg = Msg::Tread {
+                    fid: f.fid,
+                    offset: offset + asked as u64,
+                    count,
+                };
+                match conn.start(msg) {
+                    Ok(tag) => pending.push_back((tag, count)),
+                    // Collect what is in flight; the error comes back on the next attempt.
+                    Err(_) if !pending.is_empty() => break,
+                    Err(e) if done > 0 && e.is(EINTR) => return Ok(done),
+                    Err(e) => return Err(e),
+                }
+                asked += count as usize;
+            }
+            let Some((tag, count)) = pending.pop_front() else {
+                break Ok(done);
             };
-            let data = match f.mount.conn.rpc(msg) {
+            let data = match conn.finish(tag) {
                 Ok(Msg::Rread { data }) => data,
-                Ok(_) => return Err(f.mount.conn.error("unexpected reply to Tread")),
-                Err(e) if done > 0 && e.is(EINTR) => return Ok(done),
-                Err(e) => return Err(e),
+                Ok(_) => break Err(conn.error("unexpected reply to Tread")),
+                Err(e) if done > 0 && e.is(EINTR) => break Ok(done),
+                Err(e) => break Err(e),
             };
             if data.len() > count as usize {
-                f.mount.conn.die("Rread longer than asked for");
-                return Err(f.mount.conn.error("Rread longer than asked for"));
+                conn.die("Rread longer than asked for");
+                break Err(conn.error("Rread longer than asked for"));
             }
             buf[done..done + data.len()].copy_from_slice(&data);
             done += data.len();
-            // A short read ends the request; directories always return whole entries only.
+            // A short read ends the request (what was asked beyond it is dropped); directories
+            // always return whole entries only.
             if data.len() < count as usize || c.is_dir() {
-                break;
+                break Ok(done);
             }
+            if plain {
+                window = READ_AHEAD;
+            }
+        };
+        for (tag, _) in pending {
+            conn.abandon(tag);
         }
-        Ok(done)
+        result
     }
 
     fn write(&self, c: &Chan, buf: &[u8], offset: u64) -> KResult<usize> {

@@ -361,6 +361,16 @@ pub fn load_page_tables(pml4: u64) {
     }
 }
 
+/// TSC cycles the idle loop spent halted, all CPUs together (`#arch/idle`).
+static IDLE_CYCLES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Nanoseconds the CPUs spent halted with nothing to run, since boot: what a benchmark reads
+/// to tell waiting (on a timer, a device) from work.
+pub fn idle_ns() -> u64 {
+    let cycles = IDLE_CYCLES.load(core::sync::atomic::Ordering::Relaxed);
+    (u128::from(cycles) * 1_000_000_000 / u128::from(crate::time::tsc_hz().max(1))) as u64
+}
+
 /// The idle loop: runs whenever nothing else is ready.
 pub fn idle() -> ! {
     loop {
@@ -368,7 +378,10 @@ pub fn idle() -> ! {
         if ready {
             schedule();
         } else {
+            let t0 = crate::arch::x86_64::rdtsc();
             interrupts::enable_and_hlt();
+            let cycles = crate::arch::x86_64::rdtsc().saturating_sub(t0);
+            IDLE_CYCLES.fetch_add(cycles, core::sync::atomic::Ordering::Relaxed);
         }
     }
 }

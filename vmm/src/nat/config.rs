@@ -38,6 +38,18 @@ pub const MAX_BUFFER: usize = 16 * 1024 * 1024;
 pub const DEFAULT_MAX_QUEUED_FRAMES: usize = 256;
 /// DHCP lease time offered to the guest.
 pub const DEFAULT_DHCP_LEASE_SECS: u32 = 86_400;
+/// The guest link's MTU when none is configured: as large as an Ethernet frame of
+/// [`crate::virtio::net::MAX_FRAME`] bytes allows. The card announces it (VIRTIO_NET_F_MTU), so
+/// the guest sends a 64 KiB 9P reply in one or two frames instead of 45: per-frame work (the
+/// guest's TCP, queue notifications, the NAT's stack, ACKs and interrupts) is what limits
+/// throughput under emulation.
+pub const DEFAULT_MTU: u16 = 65520;
+/// The smallest MTU IPv4 allows (RFC 791).
+pub const MIN_MTU: u16 = 68;
+/// The largest MTU: an Ethernet frame of it is [`crate::virtio::net::MAX_FRAME`] bytes.
+pub const MAX_MTU: u16 = (crate::virtio::net::MAX_FRAME - ETHERNET_HEADER_LEN) as u16;
+/// Bytes of an Ethernet II header before the IP packet.
+pub const ETHERNET_HEADER_LEN: usize = 14;
 
 /// Everything the NAT needs to know. Build one with [`NatConfig::default`] or
 /// [`NatConfig::from_options`], adjust fields, and hand it to [`super::Nat::new`], which checks
@@ -73,6 +85,10 @@ pub struct NatConfig {
     pub max_queued_frames: usize,
     /// DHCP lease time, in seconds.
     pub dhcp_lease_secs: u32,
+    /// The guest link's MTU ([`MIN_MTU`] to [`MAX_MTU`]): the largest IP packet either side
+    /// sends. Frames from the guest longer than it plus the Ethernet header are dropped; the
+    /// network card must announce the same value to the guest.
+    pub mtu: u16,
     /// Seed for TCP initial sequence numbers; vary it per run where that is possible.
     pub random_seed: u64,
 }
@@ -93,6 +109,7 @@ impl Default for NatConfig {
             host_to_guest_buffer: DEFAULT_HOST_TO_GUEST_BUFFER,
             max_queued_frames: DEFAULT_MAX_QUEUED_FRAMES,
             dhcp_lease_secs: DEFAULT_DHCP_LEASE_SECS,
+            mtu: DEFAULT_MTU,
             random_seed: 0x6e61_7430_0000_0001,
         }
     }
@@ -129,6 +146,11 @@ impl NatConfig {
     /// The interval of TCP keep-alives on idle flows: a quarter of the idle timeout, at least 1 s.
     pub fn keep_alive_ms(&self) -> u64 {
         (self.idle_timeout_ms / 4).max(1000)
+    }
+
+    /// The largest Ethernet frame on the guest link: the MTU and the Ethernet header.
+    pub fn max_frame(&self) -> usize {
+        usize::from(self.mtu) + ETHERNET_HEADER_LEN
     }
 
     /// The guest network's mask, as DHCP hands it out.
@@ -177,6 +199,9 @@ impl NatConfig {
         if self.max_queued_frames < 8 {
             return bad("max_queued_frames must be at least 8");
         }
+        if !(MIN_MTU..=MAX_MTU).contains(&self.mtu) {
+            return bad("mtu must be from 68 to 65521");
+        }
         Ok(())
     }
 }
@@ -222,7 +247,11 @@ mod tests {
         let ok = NatConfig::default();
         assert_eq!(ok.netmask(), Ipv4Addr::new(255, 255, 255, 0));
         type Edit = fn(&mut NatConfig);
-        let cases: [(Edit, bool); 16] = [
+        let cases: [(Edit, bool); 20] = [
+            (|c| c.mtu = MIN_MTU - 1, false),
+            (|c| c.mtu = MIN_MTU, true),
+            (|c| c.mtu = MAX_MTU, true),
+            (|c| c.mtu = MAX_MTU + 1, false),
             (|c| c.max_flows = 0, false),
             (|c| c.max_flows = 1, true),
             (|c| c.max_flows = MAX_FLOWS_LIMIT, true),

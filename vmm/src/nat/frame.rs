@@ -16,9 +16,6 @@ use smoltcp::wire::{
 
 use super::config::NatConfig;
 
-/// The largest frame the guest may send: a 1500-byte MTU plus the Ethernet header. The
-/// virtio-net device offers no segmentation offload, so a larger frame is a broken driver.
-pub const MAX_GUEST_FRAME: usize = 1514;
 /// UDP port of a DHCP server.
 const DHCP_SERVER_PORT: u16 = 67;
 /// UDP port of a DHCP client.
@@ -29,7 +26,8 @@ const DHCP_CLIENT_PORT: u16 = 68;
 pub enum DropReason {
     /// Shorter than the headers it announces.
     Truncated,
-    /// Longer than [`MAX_GUEST_FRAME`].
+    /// Longer than the link's MTU allows ([`NatConfig::max_frame`]): the virtio-net device
+    /// offers no segmentation offload, so a larger frame is a broken driver.
     Oversize,
     /// Ethernet destination neither the router's MAC nor broadcast.
     NotForRouter,
@@ -143,7 +141,7 @@ pub(super) fn classify(frame: &[u8], config: &NatConfig) -> Verdict {
 }
 
 fn classify_checked(frame: &[u8], config: &NatConfig) -> Result<Verdict, DropReason> {
-    if frame.len() > MAX_GUEST_FRAME {
+    if frame.len() > config.max_frame() {
         return Err(DropReason::Oversize);
     }
     let eth = EthernetFrame::new_checked(frame).map_err(|_| DropReason::Truncated)?;

@@ -10,8 +10,6 @@ use alloc::vec::Vec;
 use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
-use super::frame::MAX_GUEST_FRAME;
-
 /// The two frame queues.
 pub(super) struct Link {
     /// Checked frames from the guest, waiting for the stack.
@@ -22,15 +20,18 @@ pub(super) struct Link {
     pub limit: usize,
     /// Frames for the guest dropped because `to_guest` was full.
     pub dropped_to_guest: u64,
+    /// The largest frame either way (the MTU and the Ethernet header).
+    max_frame: usize,
 }
 
 impl Link {
-    pub fn new(limit: usize) -> Link {
+    pub fn new(limit: usize, max_frame: usize) -> Link {
         Link {
             from_guest: VecDeque::new(),
             to_guest: VecDeque::new(),
             limit,
             dropped_to_guest: 0,
+            max_frame,
         }
     }
 
@@ -100,7 +101,7 @@ impl phy::Device for Link {
         checksum.icmpv4 = Checksum::Tx;
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = MAX_GUEST_FRAME;
+        caps.max_transmission_unit = self.max_frame;
         caps.max_burst_size = None;
         caps.checksum = checksum;
         caps

@@ -71,11 +71,12 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 pub use config::{
     DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_DHCP_LEASE_SECS, DEFAULT_GUEST_IP,
     DEFAULT_GUEST_TO_HOST_BUFFER, DEFAULT_HOST_TO_GUEST_BUFFER, DEFAULT_IDLE_TIMEOUT_SECS,
-    DEFAULT_MAX_FLOWS, DEFAULT_MAX_QUEUED_FRAMES, DEFAULT_PREFIX_LEN, DEFAULT_ROUTER_IP,
-    DEFAULT_ROUTER_MAC, MAX_BUFFER, MAX_FLOWS_LIMIT, MIN_BUFFER, NatConfig,
+    DEFAULT_MAX_FLOWS, DEFAULT_MAX_QUEUED_FRAMES, DEFAULT_MTU, DEFAULT_PREFIX_LEN,
+    DEFAULT_ROUTER_IP, DEFAULT_ROUTER_MAC, ETHERNET_HEADER_LEN, MAX_BUFFER, MAX_FLOWS_LIMIT,
+    MAX_MTU, MIN_BUFFER, MIN_MTU, NatConfig,
 };
 pub use flow::{FlowError, FlowEvent, FlowId, FlowKind, FlowState, Readiness, ResetReason};
-pub use frame::{Direction, DropReason, MAX_GUEST_FRAME, Summary};
+pub use frame::{Direction, DropReason, Summary};
 
 use crate::virtio::net::backend::NetBackend;
 use flow::{Flow, Slot};
@@ -184,7 +185,7 @@ impl Nat {
     /// A NAT with `config`, after checking it.
     pub fn new(config: NatConfig) -> Result<Nat, NatError> {
         config.validate()?;
-        let mut link = Link::new(config.max_queued_frames);
+        let mut link = Link::new(config.max_queued_frames, config.max_frame());
         let mut iface_config = IfaceConfig::new(HardwareAddress::Ethernet(EthernetAddress(
             config.router_mac,
         )));
@@ -513,11 +514,16 @@ impl Nat {
     /// A frame from the guest ([`NetBackend::send`]): checked and queued for the next
     /// [`Nat::poll`], answered at once (DHCP), or dropped and counted.
     pub fn frame_from_guest(&mut self, frame: &[u8]) {
+        self.take_frame_from_guest(frame.to_vec());
+    }
+
+    /// [`Nat::frame_from_guest`] for a frame the caller gives away (no copy).
+    pub fn take_frame_from_guest(&mut self, frame: Vec<u8>) {
         self.stats.frames_from_guest += 1;
-        self.trace(Direction::FromGuest, frame);
-        match frame::classify(frame, &self.config) {
+        self.trace(Direction::FromGuest, &frame);
+        match frame::classify(&frame, &self.config) {
             Verdict::Drop(reason) => self.count_drop(reason),
-            Verdict::Dhcp => match dhcp::answer(frame, &self.config) {
+            Verdict::Dhcp => match dhcp::answer(&frame, &self.config) {
                 Some(reply) if !self.link.to_guest_full() => {
                     self.link.to_guest.push_back(reply);
                     self.stats.dhcp_replies += 1;
@@ -533,7 +539,7 @@ impl Nat {
                 if let Some(s) = segment {
                     self.note_segment(s);
                 }
-                self.link.from_guest.push_back(frame.to_vec());
+                self.link.from_guest.push_back(frame);
             }
         }
     }
@@ -808,8 +814,8 @@ impl Nat {
 }
 
 impl NetBackend for Nat {
-    fn send(&mut self, frame: &[u8]) {
-        self.frame_from_guest(frame);
+    fn send(&mut self, frame: Vec<u8>) {
+        self.take_frame_from_guest(frame);
     }
 
     fn receive(&mut self) -> Option<Vec<u8>> {

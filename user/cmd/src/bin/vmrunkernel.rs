@@ -209,9 +209,10 @@ fn build(cfg: &VmConfig, vm: &Vm, mem: &Memory) -> Result<Arc<Machine>> {
                 let options = cfg.nat.clone().unwrap_or_default();
                 let config = vmm::nat::NatConfig::from_options(&options)
                     .map_err(|e| Error::new(format!("{e}")))?;
+                let mtu = config.mtu;
                 let n = SharedNat::new(config).map_err(|e| Error::new(format!("NAT: {e}")))?;
                 nat = Some(n.clone());
-                let dev = vmm::virtio::net::Net::new(n, *mac, *mergeable);
+                let dev = vmm::virtio::net::Net::new(n, *mac, *mergeable).with_mtu(mtu);
                 bus.insert(
                     d.base,
                     size,
@@ -333,6 +334,16 @@ fn main() -> Result<()> {
         cfg.cmdline,
         tsc_khz()?
     );
+    // Linux frees sent frames when it sends the next ones instead of asking for an interrupt
+    // per frame sent: an interrupt costs three exits here (status, acknowledge, EOI). Under
+    // QEMU a 9P read through the NAT took 30-40% fewer exits.
+    if cfg
+        .devices
+        .iter()
+        .any(|d| matches!(d.kind, DeviceKind::Net { .. }))
+    {
+        cfg.cmdline.push_str(" virtio_net.napi_tx=0");
+    }
     let kernel = fs::read_file(&cfg.kernel)?;
     let initrd = cfg.initrd.as_deref().map(fs::read_file).transpose()?;
     let layout = cfg.layout().map_err(|e| Error::new(format!("-m: {e}")))?;

@@ -28,6 +28,8 @@ const GUEST_BUFFER: usize = 64 * 1024;
 pub struct Card {
     pub rx: VecDeque<Vec<u8>>,
     pub tx: VecDeque<Vec<u8>>,
+    /// The largest frame, when not a 1500-byte MTU's (see [`Guest::with_card`]).
+    pub max_frame: Option<usize>,
 }
 
 pub struct CardRx(Vec<u8>);
@@ -65,7 +67,7 @@ impl phy::Device for Card {
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = 1514;
+        caps.max_transmission_unit = self.max_frame.unwrap_or(1514);
         caps
     }
 }
@@ -81,7 +83,11 @@ pub struct Guest {
 
 impl Guest {
     pub fn new() -> Guest {
-        let mut card = Card::default();
+        Guest::with_card(Card::default())
+    }
+
+    /// A guest on `card` (whose capabilities the interface reads once, here).
+    pub fn with_card(mut card: Card) -> Guest {
         let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(GUEST_MAC)));
         config.random_seed = 0x1234_5678;
         let mut iface = Interface::new(config, &mut card, Instant::from_millis(0));

@@ -17,7 +17,7 @@ use smoltcp::wire::{ArpOperation, ArpPacket, ArpRepr, DhcpMessageType, EthernetF
 
 use super::*;
 use craft::*;
-use guest::{NINEP, World};
+use guest::{Card, Guest, NINEP, World};
 
 /// Opens a forward to 564 and runs until it is established; returns it and the guest's socket.
 fn connect(w: &mut World) -> (FlowId, SocketHandle) {
@@ -173,10 +173,42 @@ fn forward_carries_data_both_ways_with_events() {
 
 #[test]
 fn mebibytes_both_ways_at_once_arrive_intact() {
-    const N: usize = 3 << 20;
+    both_ways(World::fsvm(1), 3 << 20);
+}
+
+#[test]
+fn a_guest_with_the_large_mtu_sends_and_gets_large_frames() {
     let mut w = World::fsvm(1);
+    w.guest = Guest::with_card(Card {
+        max_frame: Some(DEFAULT_MTU as usize + ETHERNET_HEADER_LEN),
+        ..Card::default()
+    });
+    w.guest.listen(NINEP, 1);
+    w.capture = true;
+    let biggest_to_guest = Arc::new(Mutex::new(0usize));
+    let big = biggest_to_guest.clone();
+    w.nat = Nat::new(NatConfig {
+        snoop: true,
+        ..NatConfig::default()
+    })
+    .expect("valid");
+    w.nat.set_snoop_hook(Some(Box::new(move |d, f: &[u8]| {
+        if d == Direction::ToGuest {
+            let mut b = big.lock().expect("lock");
+            *b = (*b).max(f.len());
+        }
+    })));
+    let w = both_ways(w, 1 << 20);
+    let biggest_from_guest = w.guest_frames.iter().map(Vec::len).max().unwrap_or(0);
+    // The fake guest's 64 KiB socket buffers bound its segments below the MTU.
+    assert!(biggest_from_guest > 16 * 1024, "{biggest_from_guest}");
+    assert!(*biggest_to_guest.lock().expect("lock") > 16 * 1024);
+}
+
+/// Sends `n` bytes each way at once through a flow of `w` and checks both arrive intact.
+fn both_ways(mut w: World, n: usize) -> World {
     let (id, h) = connect(&mut w);
-    let (to_guest, to_host) = (pattern(N, 1), pattern(N, 2));
+    let (to_guest, to_host) = (pattern(n, 1), pattern(n, 2));
     let (mut host_sent, mut guest_sent) = (0, 0);
     let (mut host_hash, mut guest_hash) = (Fnv::new(), Fnv::new());
     let (mut host_got, mut guest_got) = (0, 0);
@@ -184,15 +216,15 @@ fn mebibytes_both_ways_at_once_arrive_intact() {
     let mut buf = vec![0u8; 32 * 1024];
     assert!(w.run_until(600_000, |w| {
         // The host: write until it blocks, close when done, read until it blocks.
-        while host_sent < N {
-            let end = N.min(host_sent + 48 * 1024);
+        while host_sent < n {
+            let end = n.min(host_sent + 48 * 1024);
             match w.nat.send(id, &to_guest[host_sent..end]) {
                 Ok(n) => host_sent += n,
                 Err(FlowError::WouldBlock) => break,
                 Err(e) => panic!("host send: {e}"),
             }
         }
-        if host_sent == N {
+        if host_sent == n {
             w.nat.close(id).expect("close");
         }
         loop {
@@ -211,10 +243,10 @@ fn mebibytes_both_ways_at_once_arrive_intact() {
         }
         // The guest: the same on its socket.
         let s = w.guest.socket(h);
-        while guest_sent < N && s.can_send() {
+        while guest_sent < n && s.can_send() {
             guest_sent += s.send_slice(&to_host[guest_sent..]).expect("guest send");
         }
-        if guest_sent == N {
+        if guest_sent == n {
             s.close();
         }
         while s.can_recv() {
@@ -230,15 +262,16 @@ fn mebibytes_both_ways_at_once_arrive_intact() {
     let (mut want_host, mut want_guest) = (Fnv::new(), Fnv::new());
     want_host.update(&to_host);
     want_guest.update(&to_guest);
-    assert_eq!((host_got, guest_got), (N, N));
+    assert_eq!((host_got, guest_got), (n, n));
     assert_eq!(host_hash.0, want_host.0);
     assert_eq!(guest_hash.0, want_guest.0);
     assert!(w.run_until(1_000, |w| w.nat.state(id) == Ok(FlowState::Closed)));
     let s = w.nat.stats();
-    assert_eq!((s.bytes_to_guest, s.bytes_from_guest), (N as u64, N as u64));
+    assert_eq!((s.bytes_to_guest, s.bytes_from_guest), (n as u64, n as u64));
     assert_eq!(s.dropped.total(), 0);
     w.nat.release(id).expect("release");
     assert!(w.run_until(1_000, |w| w.nat.flows() == 0));
+    w
 }
 
 #[test]
@@ -637,7 +670,10 @@ fn frames_the_nat_must_drop_are_counted_and_unanswered() {
     let cases: Vec<(Vec<u8>, DropReason)> = vec![
         (vec![1, 2, 3], DropReason::Truncated),
         (vec![0u8; 13], DropReason::Truncated),
-        (vec![0u8; MAX_GUEST_FRAME + 1], DropReason::Oversize),
+        (
+            vec![0u8; DEFAULT_MTU as usize + ETHERNET_HEADER_LEN + 1],
+            DropReason::Oversize,
+        ),
         (
             ethernet(
                 [0x52, 0x54, 0, 0, 0, 9],

@@ -5,8 +5,9 @@ use alloc::vec::Vec;
 
 /// The host side of the network card.
 pub trait NetBackend {
-    /// A frame the guest sent (without the virtio-net header).
-    fn send(&mut self, frame: &[u8]);
+    /// A frame the guest sent (without the virtio-net header), handed over so the backend can
+    /// keep it without another copy.
+    fn send(&mut self, frame: Vec<u8>);
     /// The next frame for the guest, if any.
     fn receive(&mut self) -> Option<Vec<u8>>;
 }
@@ -21,8 +22,8 @@ pub struct FakeNet {
 }
 
 impl NetBackend for FakeNet {
-    fn send(&mut self, frame: &[u8]) {
-        self.from_guest.push(frame.to_vec());
+    fn send(&mut self, frame: Vec<u8>) {
+        self.from_guest.push(frame);
     }
     fn receive(&mut self) -> Option<Vec<u8>> {
         self.to_guest.pop_front()

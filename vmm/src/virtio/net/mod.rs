@@ -1,8 +1,9 @@
 //! virtio-net (virtio 1.2 §5.1): one queue pair between the guest and a [`NetBackend`] (the NAT).
 //!
 //! Offers VIRTIO_NET_F_MAC (configurable) and VIRTIO_NET_F_STATUS (link always up), optionally
-//! VIRTIO_NET_F_MRG_RXBUF, and no checksum or segmentation offloads, so every frame carries a
-//! full checksum the NAT can update incrementally (reference/akaros.md §3.4, §4).
+//! VIRTIO_NET_F_MTU (the backend's MTU, up to 64 KiB: large frames instead of segmentation
+//! offloads) and VIRTIO_NET_F_MRG_RXBUF, and no checksum or segmentation offloads, so every
+//! frame carries a full checksum the NAT can check (reference/akaros.md §3.4, §4).
 
 pub mod backend;
 pub mod config;
@@ -19,6 +20,8 @@ use crate::memory::GuestMemory;
 
 pub use requests::{HEADER_LEN, MAX_FRAME, RECEIVEQ, TRANSMITQ};
 
+/// `mtu` in the configuration space is the largest MTU the driver should use (§5.1.3).
+pub const VIRTIO_NET_F_MTU: u64 = 1 << 3;
 /// `mac` in the configuration space is valid.
 pub const VIRTIO_NET_F_MAC: u64 = 1 << 5;
 /// The driver can merge receive buffers.
@@ -49,6 +52,8 @@ pub struct Net<B> {
     mac: [u8; 6],
     offer_mergeable: bool,
     mergeable: bool,
+    /// The MTU announced with VIRTIO_NET_F_MTU, or 0 (not offered).
+    mtu: u16,
     pending: Option<Vec<u8>>,
     stats: NetStats,
 }
@@ -61,9 +66,18 @@ impl<B: NetBackend> Net<B> {
             mac,
             offer_mergeable: mergeable,
             mergeable: false,
+            mtu: 0,
             pending: None,
             stats: NetStats::default(),
         }
+    }
+
+    /// Announces `mtu` to the driver (VIRTIO_NET_F_MTU), which then sends IP packets of up to
+    /// that size and posts receive buffers for them. At most [`MAX_FRAME`] less the Ethernet
+    /// header; 0 offers no MTU (the driver's default, 1500).
+    pub fn with_mtu(mut self, mtu: u16) -> Net<B> {
+        self.mtu = mtu.min((MAX_FRAME - 14) as u16);
+        self
     }
 
     /// The backend.
@@ -88,16 +102,18 @@ impl<B: NetBackend> VirtioDevice for Net<B> {
     }
 
     fn device_features(&self) -> u64 {
-        let f = VIRTIO_F_VERSION_1
+        let mut f = VIRTIO_F_VERSION_1
             | VIRTIO_F_INDIRECT_DESC
             | VIRTIO_F_EVENT_IDX
             | VIRTIO_NET_F_MAC
             | VIRTIO_NET_F_STATUS;
         if self.offer_mergeable {
-            f | VIRTIO_NET_F_MRG_RXBUF
-        } else {
-            f
+            f |= VIRTIO_NET_F_MRG_RXBUF;
         }
+        if self.mtu != 0 {
+            f |= VIRTIO_NET_F_MTU;
+        }
+        f
     }
 
     fn queue_max_sizes(&self) -> &[u16] {
@@ -105,7 +121,7 @@ impl<B: NetBackend> VirtioDevice for Net<B> {
     }
 
     fn read_config(&self, offset: u64, data: &mut [u8]) {
-        super::blk::copy_config(&config::encode(self.mac), offset, data);
+        super::blk::copy_config(&config::encode(self.mac, self.mtu), offset, data);
     }
 
     fn activate(&mut self, features: u64) {

@@ -27,8 +27,10 @@ pub(super) fn transmit<B: NetBackend, M: GuestMemory>(
             log::info!("virtio-net: dropped a transmit buffer of {len} bytes");
             dev.stats.tx_dropped += 1;
         } else {
-            let data = chain.read_all(queues.mem(), HEADER_LEN + MAX_FRAME)?;
-            dev.backend.send(&data[HEADER_LEN..]);
+            // The frame alone, straight into the vector the backend keeps.
+            let mut frame = alloc::vec![0; len as usize - HEADER_LEN];
+            chain.read_at(queues.mem(), HEADER_LEN as u64, &mut frame)?;
+            dev.backend.send(frame);
             dev.stats.tx_frames += 1;
         }
         queues.add_used(TRANSMITQ, &chain, 0)?;

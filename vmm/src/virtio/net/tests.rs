@@ -152,3 +152,47 @@ fn reset_and_reprobe_without_mergeable() {
         "dropped: one buffer only without MRG_RXBUF"
     );
 }
+
+#[test]
+fn an_mtu_is_offered_and_frames_of_it_pass_both_ways() {
+    let mem = Arc::new(FakeGuestMemory::with_size(0x40_0000));
+    let mut t = MmioTransport::new(
+        Net::new(FakeNet::default(), MAC, false).with_mtu(65520),
+        mem.clone(),
+        Arc::new(FakeIrqLine::default()),
+    );
+    let mut d = FakeDriver::new(mem.clone());
+    d.bring_up(&mut t, device_id::NET, LINUX | VIRTIO_NET_F_MTU, 2, 64);
+    assert_ne!(d.features & VIRTIO_NET_F_MTU, 0);
+    assert_eq!(d.config(&mut t, 10, 2), 65520u16.to_le_bytes());
+    // The largest frame the MTU allows goes out whole, one byte more is dropped.
+    let big = frame(65534);
+    let (h, f) = (d.alloc(12), d.alloc(65536));
+    mem.write(f, &big).unwrap();
+    d.queues[1].add(&*mem, &[(h, 12, false), (f, 65534, false)]);
+    d.queues[1].add(&*mem, &[(h, 12, false), (f, 65536, false)]);
+    d.notify(&mut t, TRANSMITQ as u32);
+    assert_eq!(t.device().backend().from_guest, core::slice::from_ref(&big));
+    assert_eq!(t.device().stats().tx_dropped, 1);
+    // And one comes in through a buffer as large as Linux posts for it.
+    t.device_mut().backend_mut().to_guest.push_back(big.clone());
+    rx_buffers(&mut t, &mut d, 1, 12 + 65534);
+    let got = used_rx(&mut d);
+    assert_eq!(got.len(), 1);
+    assert_eq!(&got[0].0[12..], &big[..]);
+    assert_eq!(t.violations(), 0);
+}
+
+#[test]
+fn no_mtu_is_offered_without_one() {
+    let (mut t, d) = card(false);
+    assert_eq!(d.features & VIRTIO_NET_F_MTU, 0);
+    assert_eq!(d.config(&mut t, 10, 2), [0, 0]);
+    let t2 = Net::new(FakeNet::default(), MAC, false).with_mtu(u16::MAX);
+    assert_eq!(t2.device_features() & VIRTIO_NET_F_MTU, VIRTIO_NET_F_MTU);
+    assert_eq!(
+        t2.mtu,
+        (MAX_FRAME - 14) as u16,
+        "clamped to the largest frame"
+    );
+}

@@ -195,9 +195,9 @@ impl SharedNat {
 }
 
 impl NetBackend for SharedNat {
-    fn send(&mut self, frame: &[u8]) {
+    fn send(&mut self, frame: Vec<u8>) {
         let mut nat = self.0.lock();
-        nat.frame_from_guest(frame);
+        nat.take_frame_from_guest(frame);
         crate::forward::after_calls(&mut nat);
     }
 
