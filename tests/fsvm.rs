@@ -245,6 +245,28 @@ fn qemu_fsvm_bad_input() {
         "{out}"
     );
 
+    // Killed while the VM is still booting: the script still shuts it down cleanly (the
+    // SHUTDOWN line is repeated until the agent, once up, reads it).
+    let out = run(
+        &mut m,
+        "fsvm /dev/sdE0/data 1 /mnt & sleep 0.3; kill $!; wait $!; echo status $?",
+        t,
+    );
+    assert!(out.contains("status 0"), "{out}");
+    // Killed outright (KILL cannot be trapped) once serving: its end of the VM's console
+    // closes, vmrunkernel types SHUTDOWN, and the guest powers off by itself; only the dead
+    // mount is left for the user to unmount.
+    let out = run(
+        &mut m,
+        "fsvm /dev/sdE0/data 1 /mnt & n=0; until test -e /mnt/etc || [ $n -gt 300 ]; do \
+         sleep 0.2; n=$((n + 1)); done; kill -KILL $!; sleep 5; ps; unmount /mnt; echo done",
+        t,
+    );
+    assert!(
+        out.contains("done") && !out.contains("vmrunkernel") && !out.contains("fsvm"),
+        "{out}"
+    );
+
     let ps = run(&mut m, "ps", t);
     assert!(!ps.contains("fsvm") && !ps.contains("vmrunkernel"), "{ps}");
     assert_eq!(run(&mut m, "ls /mnt", t).trim(), "");

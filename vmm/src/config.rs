@@ -147,6 +147,10 @@ pub struct VmConfig {
     pub devices: Vec<DeviceConfig>,
     /// NAT options, when there is a network card.
     pub nat: Option<NatOptions>,
+    /// A line typed to the guest's console when the console's input ends (`-e`): a guest
+    /// agent's shutdown command, so that the guest stops cleanly when whoever fed its console
+    /// is gone.
+    pub eof_line: Option<String>,
 }
 
 impl VmConfig {
@@ -273,6 +277,7 @@ pub fn parse_args(args: &[&str], files: &mut dyn FileSource) -> Result<VmConfig,
     let (mut initrd, mut cmdline_file, mut extra, mut disk, mut net_file, mut mac) =
         (None, None, None, None, None, None);
     let (mut read_only, mut mergeable) = (false, false);
+    let mut eof_line = None;
     let mut kernel = None;
     let mut it = args.iter().copied();
     while let Some(a) = it.next() {
@@ -318,6 +323,13 @@ pub fn parse_args(args: &[&str], files: &mut dyn FileSource) -> Result<VmConfig,
                 })?);
             }
             "--mrg-rxbuf" => mergeable = true,
+            "-e" | "--eof-line" => {
+                let v = value(a)?;
+                if v.is_empty() || v.contains(['\n', '\r']) {
+                    return Err(error(a, "needs one non-empty line"));
+                }
+                eof_line = Some(v.to_string());
+            }
             _ if a.starts_with('-') => return Err(error(a, "unknown option")),
             _ if kernel.is_some() => return Err(error(a, "only one kernel may be given")),
             _ => kernel = Some(a.to_string()),
@@ -387,6 +399,7 @@ pub fn parse_args(args: &[&str], files: &mut dyn FileSource) -> Result<VmConfig,
         cmdline,
         devices,
         nat,
+        eof_line,
     })
 }
 
@@ -436,9 +449,12 @@ mod tests {
             "net",
             "-i",
             "initrd.gz",
+            "-e",
+            "SHUTDOWN",
             "vmlinux",
         ])
         .unwrap();
+        assert_eq!(c.eof_line.as_deref(), Some("SHUTDOWN"));
         assert_eq!(
             (c.memory, c.cpus, c.kernel.as_str(), c.initrd.as_deref()),
             (512 * MIB, 1, "vmlinux", Some("initrd.gz"))
@@ -481,11 +497,14 @@ mod tests {
 
     #[test]
     fn errors_name_the_bad_option() {
-        let cases: [(&[&str], &str); 13] = [
+        let cases: [(&[&str], &str); 16] = [
             (&["-m", "12Q", "k"], "-m"),
             (&["-m", "1M", "k"], "-m"),
             (&["-m"], "-m"),
             (&["-N", "0", "k"], "-N"),
+            (&["-e", "", "k"], "-e"),
+            (&["-e", "SHUT\nDOWN", "k"], "-e"),
+            (&["-e"], "-e"),
             (&["-N", "x", "k"], "-N"),
             (&["-k", "missing", "k"], "-k"),
             (&["-n", "badnet", "k"], "badnet:2: port:tcp:99999:564"),

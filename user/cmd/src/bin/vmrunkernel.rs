@@ -2,8 +2,11 @@
 //!
 //! ```text
 //! vmrunkernel [-m SIZE] [-N CPUS] [-i INITRD] [-k CMDLINE-FILE] [-c EXTRA]
-//!             [-f DISK [--ro]] [-n NET-OPTIONS-FILE [--mac MAC] [--mrg-rxbuf]] KERNEL
+//!             [-f DISK [--ro]] [-n NET-OPTIONS-FILE [--mac MAC] [--mrg-rxbuf]] [-e LINE] KERNEL
 //! ```
+//!
+//! `-e LINE`: when our standard input ends, type LINE to the guest's console (the fsvm agent's
+//! `SHUTDOWN`), so that a guest whose controller died outright still stops cleanly.
 //!
 //! Guest RAM is memory of this process, shared with the guest (zero copy). The kernel (a
 //! `bzImage` through the 64-bit boot protocol, or a `vmlinux` through PVH), initrd, command line
@@ -372,7 +375,7 @@ fn main() -> Result<()> {
     vmm::mptable::write(&*mem, cfg.cpus).map_err(|e| Error::new(format!("MP table: {e:?}")))?;
 
     let machine = build(&cfg, &vm, &mem)?;
-    backends::start_console_input(machine.clone())?;
+    backends::start_console_input(machine.clone(), cfg.eof_line.clone())?;
     if let (Some(nat), Some(options)) = (&machine.nat, &cfg.nat) {
         forward::start(machine.clone(), nat.clone(), options)?;
     }

@@ -63,8 +63,9 @@ impl ConsoleBackend for StdioConsole {
     }
 }
 
-/// Reads our standard input in a thread of its own and hands it to the console.
-pub fn start_console_input(machine: Arc<Machine>) -> Result<()> {
+/// Reads our standard input in a thread of its own and hands it to the console. At its end,
+/// `eof_line` (if any) is typed to the guest before the console reports end of input.
+pub fn start_console_input(machine: Arc<Machine>, eof_line: Option<String>) -> Result<()> {
     let Some(input) = CONSOLE_INPUT.get().cloned() else {
         return Ok(());
     };
@@ -78,10 +79,15 @@ pub fn start_console_input(machine: Arc<Machine>) -> Result<()> {
             };
             {
                 let mut i = input.lock();
-                if n == 0 {
-                    i.closed = true;
-                } else {
+                if n > 0 {
                     i.bytes.extend(&buf[..n]);
+                } else {
+                    if let Some(line) = &eof_line {
+                        i.bytes.push_back(b'\n');
+                        i.bytes.extend(line.as_bytes());
+                        i.bytes.push_back(b'\n');
+                    }
+                    i.closed = true;
                 }
             }
             machine.poll_devices();
