@@ -259,7 +259,9 @@ fn run_vcpu(vm: &Vm, machine: &Machine, mem: &Memory, state: &VcpuState) -> Resu
     loop {
         let n = match io::read(fd, &mut buf) {
             Ok(n) => n,
-            // A note for us (say ^C at the console): the guest's state is kept; carry on.
+            // We install no note handler: a note (^C at the console, `kill`) ends us as killing
+            // QEMU would, with the guest stopped where it is (fsvm asks its guest to shut down
+            // first). A read interrupted without a note being delivered is retried.
             Err(e) if e.msg() == rt::notes::INTERRUPTED => continue,
             Err(e) => return Err(e.context("vcpu0")),
         };
