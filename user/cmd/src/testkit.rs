@@ -39,6 +39,24 @@ pub fn fnv(h: u64, data: &[u8]) -> u64 {
         .fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
 
+/// Measures until `settled` accepts the figure, up to ten times 20 ms apart, and returns the
+/// last figure: for leak checks, where memory freed a moment after the work (a reaped thread's
+/// stack, a timer entry) must not count as lost while a real leak stays.
+pub fn settle<T>(
+    mut measure: impl FnMut() -> rt::Result<T>,
+    settled: impl Fn(&T) -> bool,
+) -> rt::Result<T> {
+    let mut m = measure()?;
+    for _ in 0..10 {
+        if settled(&m) {
+            break;
+        }
+        rt::process::sleep(20)?;
+        m = measure()?;
+    }
+    Ok(m)
+}
+
 /// The FNV-1a offset basis.
 pub const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
 
