@@ -3,27 +3,31 @@
 //! mount point inside it is removed from every namespace (so a script that `cd`s into
 //! `#tmpfs` and binds things there leaves nothing behind).
 //!
-//! Files hold their data in 64 KiB chunks allocated on first write, so sparse files cost only
-//! what was written and large files grow without copying. All instances together may hold at
-//! most half of physical memory in chunks (Linux's tmpfs default); past that, or when the
-//! kernel cannot allocate, a write fails with "file system full" instead of exhausting memory. qid.path is a 64-bit counter per
+//! Files hold their data in page frames taken from the frame allocator on first write (not from
+//! the kernel heap, which never shrinks, so a removed file gives its memory back to everyone),
+//! kept by page number, so sparse files cost only what was written and large files grow without
+//! copying. All instances together may hold at most half of physical memory (Linux's tmpfs
+//! default); past that, or when no frame is free, a write fails with "file system full" instead
+//! of exhausting memory. qid.path is a 64-bit counter per
 //! instance, never reused (Akaros' tmpfs reused 16-bit paths and its mount table mixed files up).
 
 use crate::error::KResult;
+use crate::mm::PAGE_SIZE;
+use crate::mm::frame::{self, Frame};
 use crate::ns::chan::{Chan, Dev, check_io, check_open, dir_entry, new_devno, read_dir_entries};
 use crate::sync::IrqLock;
 use abi::errors::{EBADARG, EEXIST, EFULL, EISDIR, ENOTDIR, ENOTEMPTY, ENOTEXIST, EPERM, ETOOLONG};
 use abi::sys::mode::{OEXCL, OTRUNC};
-use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
+use alloc::collections::btree_map::Entry;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use ninep::{DMAPPEND, DMDIR, Dir, QTDIR, Qid};
 
-/// Bytes per data chunk.
-const CHUNK: usize = 64 * 1024;
+/// Bytes per data chunk: one page frame.
+const CHUNK: usize = PAGE_SIZE as usize;
 /// Longest file name.
 const MAX_NAME: usize = 255;
 /// Largest file.
@@ -32,30 +36,32 @@ const MAX_FILE: u64 = 1 << 40;
 /// Bytes of chunks held by every instance together.
 static CHUNK_BYTES: AtomicU64 = AtomicU64::new(0);
 
-/// 64 KiB of a file's data, counted against the shared limit while it lives.
-struct Chunk(Box<[u8]>);
+/// One page of a file's data: a frame of its own, counted against the shared limit while it
+/// lives and freed with it.
+struct Chunk(Frame);
 
 impl Chunk {
-    /// A zeroed chunk, if the limit and the kernel heap allow it.
+    /// A zeroed chunk, if the limit and the free frames allow it.
     fn new() -> KResult<Chunk> {
-        let limit = crate::mm::frame::total_bytes() / 2;
+        let limit = frame::total_bytes() / 2;
         CHUNK_BYTES
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
                 (held + CHUNK as u64 <= limit).then_some(held + CHUNK as u64)
             })
             .map_err(|_| EFULL)?;
-        let mut data = Vec::new();
-        if data.try_reserve_exact(CHUNK).is_err() {
-            CHUNK_BYTES.fetch_sub(CHUNK as u64, Ordering::AcqRel);
-            return Err(EFULL.into());
+        match frame::alloc_zeroed() {
+            Some(f) => Ok(Chunk(f)),
+            None => {
+                CHUNK_BYTES.fetch_sub(CHUNK as u64, Ordering::AcqRel);
+                Err(EFULL.into())
+            }
         }
-        data.resize(CHUNK, 0);
-        Ok(Chunk(data.into_boxed_slice()))
     }
 }
 
 impl Drop for Chunk {
     fn drop(&mut self) {
+        frame::free(self.0);
         CHUNK_BYTES.fetch_sub(CHUNK as u64, Ordering::AcqRel);
     }
 }
@@ -63,20 +69,24 @@ impl Drop for Chunk {
 impl core::ops::Deref for Chunk {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.0
+        // SAFETY: The frame belongs to this chunk alone until it is dropped, and the direct
+        // map covers it; borrows of the chunk bound the slice's lifetime.
+        unsafe { core::slice::from_raw_parts(self.0.as_mut_ptr(), CHUNK) }
     }
 }
 
 impl core::ops::DerefMut for Chunk {
     fn deref_mut(&mut self) -> &mut [u8] {
-        &mut self.0
+        // SAFETY: As for `deref`; `&mut self` makes this the only access.
+        unsafe { core::slice::from_raw_parts_mut(self.0.as_mut_ptr(), CHUNK) }
     }
 }
 
 enum Body {
     Dir(BTreeMap<String, u64>),
+    /// Data pages by page number (absent: a hole, which reads as zeros).
     File {
-        chunks: Vec<Option<Chunk>>,
+        chunks: BTreeMap<usize, Chunk>,
         len: u64,
     },
 }
@@ -142,7 +152,7 @@ fn now() -> u32 {
     crate::time::unix_seconds() as u32
 }
 
-fn read_file(chunks: &[Option<Chunk>], len: u64, buf: &mut [u8], offset: u64) -> usize {
+fn read_file(chunks: &BTreeMap<usize, Chunk>, len: u64, buf: &mut [u8], offset: u64) -> usize {
     if offset >= len {
         return 0;
     }
@@ -152,7 +162,7 @@ fn read_file(chunks: &[Option<Chunk>], len: u64, buf: &mut [u8], offset: u64) ->
         let pos = offset as usize + done;
         let (ci, co) = (pos / CHUNK, pos % CHUNK);
         let take = (CHUNK - co).min(n - done);
-        match chunks.get(ci).and_then(Option::as_ref) {
+        match chunks.get(&ci) {
             Some(chunk) => buf[done..done + take].copy_from_slice(&chunk[co..co + take]),
             None => buf[done..done + take].fill(0), // a hole
         }
@@ -162,7 +172,7 @@ fn read_file(chunks: &[Option<Chunk>], len: u64, buf: &mut [u8], offset: u64) ->
 }
 
 fn write_file(
-    chunks: &mut Vec<Option<Chunk>>,
+    chunks: &mut BTreeMap<usize, Chunk>,
     len: &mut u64,
     buf: &[u8],
     offset: u64,
@@ -176,16 +186,10 @@ fn write_file(
         let pos = offset as usize + done;
         let (ci, co) = (pos / CHUNK, pos % CHUNK);
         let take = (CHUNK - co).min(buf.len() - done);
-        if chunks.len() <= ci {
-            if chunks.try_reserve(ci + 1 - chunks.len()).is_err() {
-                break;
-            }
-            chunks.resize_with(ci + 1, || None);
-        }
-        let chunk = match &mut chunks[ci] {
-            Some(c) => c,
-            empty => match Chunk::new() {
-                Ok(c) => empty.insert(c),
+        let chunk = match chunks.entry(ci) {
+            Entry::Occupied(c) => c.into_mut(),
+            Entry::Vacant(v) => match Chunk::new() {
+                Ok(c) => v.insert(c),
                 Err(_) => break,
             },
         };
@@ -200,15 +204,15 @@ fn write_file(
     Ok(done)
 }
 
-fn truncate(chunks: &mut Vec<Option<Chunk>>, len: &mut u64, new_len: u64) {
+fn truncate(chunks: &mut BTreeMap<usize, Chunk>, len: &mut u64, new_len: u64) {
     let keep = (new_len as usize).div_ceil(CHUNK);
-    chunks.truncate(keep);
-    // Zero the tail of the last chunk kept, so growing the file again reads zeros.
-    if let Some(Some(last)) = chunks.last_mut() {
-        let from = new_len as usize % CHUNK;
-        if from != 0 {
-            last[from..].fill(0);
-        }
+    drop(chunks.split_off(&keep));
+    // Zero the tail of the last page kept, so growing the file again reads zeros.
+    let from = new_len as usize % CHUNK;
+    if from != 0
+        && let Some(last) = chunks.get_mut(&(keep - 1))
+    {
+        last[from..].fill(0);
     }
     *len = new_len;
 }
@@ -342,7 +346,7 @@ impl Dev for Tmpfs {
                 Body::Dir(BTreeMap::new())
             } else {
                 Body::File {
-                    chunks: Vec::new(),
+                    chunks: BTreeMap::new(),
                     len: 0,
                 }
             },
