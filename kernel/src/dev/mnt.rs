@@ -311,7 +311,9 @@ impl Conn {
         }
     }
 
-    /// Sends a clunk and does not wait for its reply.
+    /// Sends a clunk and does not wait for its reply. If it cannot be sent (a note, a dying
+    /// connection), the fid stays reserved: the server may still hold it, and reusing its
+    /// number would make a later walk fail with "fid in use".
     fn clunk_async(&self, fid: u32) {
         if self.dead.lock().is_some() {
             self.free_fid(fid);
@@ -319,17 +321,29 @@ impl Conn {
         }
         let tag = self.alloc_tag();
         self.slots.lock().insert(tag, Slot::Discard);
-        if self
+        let sent = self
             .send(&Fcall {
                 tag,
                 msg: Msg::Tclunk { fid },
             })
-            .is_err()
-        {
+            .is_ok();
+        if sent {
+            self.free_fid(fid);
+        } else {
             self.slots.lock().remove(&tag);
             self.free_tag(tag);
         }
-        self.free_fid(fid);
+    }
+
+    /// Gives back `newfid` after a walk to it failed with `e`: if the walk was interrupted, the
+    /// server may have made the fid before the flush, so it is clunked; otherwise it never
+    /// existed there.
+    fn walk_failed(&self, newfid: u32, e: &Error) {
+        if e.is(EINTR) {
+            self.clunk_async(newfid);
+        } else {
+            self.free_fid(newfid);
+        }
     }
 
     /// Hands a reply to its waiter.
@@ -563,7 +577,7 @@ impl MntDev {
                 Err(conn.error("unexpected reply to Twalk"))
             }
             Err(e) => {
-                conn.free_fid(newfid);
+                conn.walk_failed(newfid, &e);
                 Err(e)
             }
         }
@@ -636,7 +650,7 @@ impl Dev for MntDev {
                 Err(conn.error("unexpected reply to Twalk"))
             }
             Err(e) => {
-                conn.free_fid(newfid);
+                conn.walk_failed(newfid, &e);
                 Err(e)
             }
         }
