@@ -21,7 +21,7 @@ pub const DEFAULT_PREFIX_LEN: u8 = 24;
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u32 = 200;
 /// How long a forwarded connection may wait for the guest's SYN-ACK.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
-/// Flows open at once (forwarded connections, including closed ones not yet released).
+/// Flows open at once (forwards and outbound flows, including closed ones not yet released).
 pub const DEFAULT_MAX_FLOWS: usize = 64;
 /// The largest `max_flows`: one local port per flow, from the IANA dynamic range.
 pub const MAX_FLOWS_LIMIT: usize =
@@ -91,6 +91,10 @@ pub struct NatConfig {
     pub mtu: u16,
     /// Seed for TCP initial sequence numbers; vary it per run where that is possible.
     pub random_seed: u64,
+    /// Accept the guest's TCP connections to addresses beyond the router and report them as
+    /// outbound flows for the VMM to dial ([`super::Nat::next_outbound`]). When off, such
+    /// frames are dropped as [`super::DropReason::OtherDestination`].
+    pub outbound: bool,
 }
 
 impl Default for NatConfig {
@@ -111,6 +115,7 @@ impl Default for NatConfig {
             dhcp_lease_secs: DEFAULT_DHCP_LEASE_SECS,
             mtu: DEFAULT_MTU,
             random_seed: 0x6e61_7430_0000_0001,
+            outbound: true,
         }
     }
 }
