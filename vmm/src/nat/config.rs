@@ -121,7 +121,8 @@ impl Default for NatConfig {
 }
 
 impl NatConfig {
-    /// The defaults with the options file's `dhcp`, `snoop` and `nat_timeout` applied. UDP
+    /// The defaults with the options file's `dhcp`, `snoop`, `no_outbound` and `nat_timeout`
+    /// applied. UDP
     /// forwards are refused here, so the user hears about it before the VM boots. (The TCP
     /// forwards themselves are the caller's: it listens on each host port and calls
     /// [`super::Nat::open_forward`] per accepted connection.)
@@ -143,6 +144,7 @@ impl NatConfig {
         Ok(NatConfig {
             dhcp: options.dhcp,
             snoop: options.snoop,
+            outbound: !options.no_outbound,
             idle_timeout_ms: u64::from(secs) * 1000,
             ..NatConfig::default()
         })
@@ -221,8 +223,10 @@ mod tests {
         let o = parse_nat_options("dhcp\nsnoop\nnat_timeout = 30\nport:tcp:5640:564\n", "f")
             .expect("valid options");
         let c = NatConfig::from_options(&o).expect("tcp forwards are fine");
-        assert!(c.dhcp && c.snoop);
+        assert!(c.dhcp && c.snoop && c.outbound);
         assert_eq!(c.idle_timeout_ms, 30_000);
+        let off = parse_nat_options("no_outbound\n", "f").expect("valid options");
+        assert!(!NatConfig::from_options(&off).expect("valid").outbound);
         assert_eq!(c.keep_alive_ms(), 7_500);
         c.validate().expect("valid");
         let d = NatConfig::from_options(&NatOptions::default()).expect("empty options");
