@@ -14,6 +14,7 @@
 //! ```text
 //! dhcp                    # answer the guest's DHCP requests
 //! snoop                   # log every frame
+//! no_outbound             # refuse the guest's connections beyond the router (default: dial them)
 //! nat_timeout = 300       # seconds before an idle mapping is dropped
 //! port:tcp:5640:564       # forward host port 5640 to guest port 564
 //! ```
@@ -92,6 +93,8 @@ pub struct NatOptions {
     pub dhcp: bool,
     /// Log frames.
     pub snoop: bool,
+    /// Do not dial the guest's outbound TCP connections (they are dropped instead).
+    pub no_outbound: bool,
     /// Idle timeout of a mapping, in seconds (0: the NAT's default).
     pub timeout_secs: u32,
     /// Static forwards.
@@ -219,6 +222,8 @@ pub fn parse_nat_options(text: &str, file: &str) -> Result<NatOptions, ConfigErr
             o.dhcp = true;
         } else if line == "snoop" {
             o.snoop = true;
+        } else if line == "no_outbound" {
+            o.no_outbound = true;
         } else if let Some(v) = line.strip_prefix("nat_timeout") {
             let v = v
                 .trim_start()

@@ -21,7 +21,7 @@ pub const DEFAULT_PREFIX_LEN: u8 = 24;
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u32 = 200;
 /// How long a forwarded connection may wait for the guest's SYN-ACK.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
-/// Flows open at once (forwarded connections, including closed ones not yet released).
+/// Flows open at once (forwards and outbound flows, including closed ones not yet released).
 pub const DEFAULT_MAX_FLOWS: usize = 64;
 /// The largest `max_flows`: one local port per flow, from the IANA dynamic range.
 pub const MAX_FLOWS_LIMIT: usize =
@@ -91,6 +91,10 @@ pub struct NatConfig {
     pub mtu: u16,
     /// Seed for TCP initial sequence numbers; vary it per run where that is possible.
     pub random_seed: u64,
+    /// Accept the guest's TCP connections to addresses beyond the router and report them as
+    /// outbound flows for the VMM to dial ([`super::Nat::next_outbound`]). When off, such
+    /// frames are dropped as [`super::DropReason::OtherDestination`].
+    pub outbound: bool,
 }
 
 impl Default for NatConfig {
@@ -111,12 +115,14 @@ impl Default for NatConfig {
             dhcp_lease_secs: DEFAULT_DHCP_LEASE_SECS,
             mtu: DEFAULT_MTU,
             random_seed: 0x6e61_7430_0000_0001,
+            outbound: true,
         }
     }
 }
 
 impl NatConfig {
-    /// The defaults with the options file's `dhcp`, `snoop` and `nat_timeout` applied. UDP
+    /// The defaults with the options file's `dhcp`, `snoop`, `no_outbound` and `nat_timeout`
+    /// applied. UDP
     /// forwards are refused here, so the user hears about it before the VM boots. (The TCP
     /// forwards themselves are the caller's: it listens on each host port and calls
     /// [`super::Nat::open_forward`] per accepted connection.)
@@ -138,6 +144,7 @@ impl NatConfig {
         Ok(NatConfig {
             dhcp: options.dhcp,
             snoop: options.snoop,
+            outbound: !options.no_outbound,
             idle_timeout_ms: u64::from(secs) * 1000,
             ..NatConfig::default()
         })
@@ -216,8 +223,10 @@ mod tests {
         let o = parse_nat_options("dhcp\nsnoop\nnat_timeout = 30\nport:tcp:5640:564\n", "f")
             .expect("valid options");
         let c = NatConfig::from_options(&o).expect("tcp forwards are fine");
-        assert!(c.dhcp && c.snoop);
+        assert!(c.dhcp && c.snoop && c.outbound);
         assert_eq!(c.idle_timeout_ms, 30_000);
+        let off = parse_nat_options("no_outbound\n", "f").expect("valid options");
+        assert!(!NatConfig::from_options(&off).expect("valid").outbound);
         assert_eq!(c.keep_alive_ms(), 7_500);
         c.validate().expect("valid");
         let d = NatConfig::from_options(&NatOptions::default()).expect("empty options");

@@ -4,6 +4,7 @@
 
 use alloc::vec::Vec;
 use core::fmt;
+use core::net::{Ipv4Addr, SocketAddrV4};
 
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
@@ -22,8 +23,7 @@ impl fmt::Display for FlowId {
     }
 }
 
-/// What a flow connects. Only forwards exist today; a guest-initiated (outbound) flow would be
-/// a second variant carrying the remote address, with the same host-side interface.
+/// What a flow connects. Both kinds have the same host-side interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FlowKind {
     /// A static port forward: the router connects to the guest's `guest_port`.
@@ -31,7 +31,16 @@ pub enum FlowKind {
         /// The port in the guest.
         guest_port: u16,
     },
+    /// A connection the guest opened to `dst` beyond the router: the VMM dials `dst` and
+    /// splices the two ([`super::Nat::next_outbound`]).
+    Outbound {
+        /// Where the guest connected to.
+        dst: SocketAddrV4,
+    },
 }
+
+/// An outbound flow as the guest's segments name it: destination address and port, guest port.
+pub(super) type OutboundKey = (Ipv4Addr, u16, u16);
 
 /// Why a flow ended abnormally.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +55,8 @@ pub enum ResetReason {
     IdleTimeout,
     /// The host aborted the flow ([`super::Nat::abort`]).
     Aborted,
+    /// The VMM could not reach an outbound flow's destination ([`super::Nat::dial_failed`]).
+    Unreachable,
 }
 
 impl fmt::Display for ResetReason {
@@ -56,6 +67,7 @@ impl fmt::Display for ResetReason {
             ResetReason::ConnectTimeout => "the guest did not answer the connection",
             ResetReason::IdleTimeout => "the guest was silent for longer than nat_timeout",
             ResetReason::Aborted => "connection aborted by the host",
+            ResetReason::Unreachable => "the host could not reach the destination",
         })
     }
 }
@@ -128,8 +140,12 @@ pub struct FlowEvent {
 pub(super) struct Flow {
     pub kind: FlowKind,
     pub handle: SocketHandle,
-    /// The router's port for this flow.
+    /// The router's port for a forward (0 for an outbound flow).
     pub local_port: u16,
+    /// How the guest's segments name an outbound flow (`None` for a forward).
+    pub outbound: Option<OutboundKey>,
+    /// An outbound flow's listener took the guest's SYN (it was reported to the host).
+    pub accepted: bool,
     /// Times are the time of the first `poll` after the event: the NAT's clock is only as
     /// fresh as the last `poll`, which may be long ago when nothing was going on.
     pub opened_ms: u64,

@@ -1,13 +1,15 @@
 //! The trust boundary for frames from the guest: each is parsed once, checked, and sorted into
 //! "for the stack", "a DHCP request", or "dropped, and why" before smoltcp sees it. smoltcp
 //! would drop most of the bad ones silently too; sorting them here is what lets the NAT count
-//! every drop by reason, verify checksums once, and keep frames for other destinations (which
-//! a NAT without outbound flows cannot route) away from a stack that would answer them.
+//! every drop by reason, verify checksums once, and keep frames the NAT does not route (anything
+//! but TCP beyond the router, and any address it must not reach) away from a stack that would
+//! answer them: the stack runs with any-IP on for outbound flows.
 //!
 //! Formats: Ethernet II, ARP (RFC 826), IPv4 (RFC 791), TCP (RFC 9293), UDP (RFC 768) and the
 //! BOOTP/DHCP ports (RFC 2131).
 
 use core::fmt;
+use core::net::Ipv4Addr;
 
 use smoltcp::wire::{
     ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, IpAddress, IpProtocol,
@@ -43,7 +45,9 @@ pub enum DropReason {
     Fragment,
     /// IPv4 from a source other than the guest's address.
     WrongSource,
-    /// IPv4 for an address other than the router's: outbound flows are not supported.
+    /// IPv4 for an address other than the router's that the NAT does not route: outbound flows
+    /// are off, the protocol is not TCP, or the address is on the guest's network, loopback,
+    /// multicast, broadcast or unspecified.
     OtherDestination,
     /// IPv4 for the router in a protocol other than TCP (ICMP, UDP other than DHCP, ...).
     UnsupportedProtocol,
@@ -110,21 +114,25 @@ impl fmt::Display for DropReason {
     }
 }
 
-/// The TCP facts the flow table needs from a segment the guest sent to the router.
+/// The TCP facts the flow table needs from a segment the guest sent through the router.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct TcpSegment {
-    /// The router's port: identifies the flow.
+    /// The destination: the router's address, or an outbound flow's.
+    pub local_addr: Ipv4Addr,
+    /// The destination port: the router's port of a forward, or an outbound flow's.
     pub local_port: u16,
     /// The guest's port.
     pub remote_port: u16,
     /// The RST flag.
     pub rst: bool,
+    /// A SYN without ACK: the guest opens a connection.
+    pub opens: bool,
 }
 
 /// What to do with a frame from the guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Verdict {
-    /// Hand it to the stack: ARP for the router, or TCP to the router.
+    /// Hand it to the stack: ARP for the router, or TCP to the router or beyond it.
     Stack(Option<TcpSegment>),
     /// A DHCP request (UDP from port 68 to port 67), checked up to the UDP header.
     Dhcp,
@@ -198,7 +206,8 @@ fn classify_ipv4(payload: &[u8], config: &NatConfig) -> Result<Verdict, DropReas
     if src != config.guest_ip {
         return Err(DropReason::WrongSource);
     }
-    if dst != config.router_ip {
+    let routed = config.outbound && ip.next_header() == IpProtocol::Tcp && routable(dst, config);
+    if dst != config.router_ip && !routed {
         return Err(DropReason::OtherDestination);
     }
     match ip.next_header() {
@@ -208,13 +217,29 @@ fn classify_ipv4(payload: &[u8], config: &NatConfig) -> Result<Verdict, DropReas
                 return Err(DropReason::BadChecksum);
             }
             Ok(Verdict::Stack(Some(TcpSegment {
+                local_addr: dst,
                 local_port: tcp.dst_port(),
                 remote_port: tcp.src_port(),
                 rst: tcp.rst(),
+                opens: tcp.syn() && !tcp.ack(),
             })))
         }
         _ => Err(DropReason::UnsupportedProtocol),
     }
+}
+
+/// Whether an outbound flow may go to `dst`: a unicast address off the guest's network, and
+/// not the VMM's own loopback (the guest reaches the host only through port forwards).
+fn routable(dst: Ipv4Addr, config: &NatConfig) -> bool {
+    let mask = u32::from(config.netmask());
+    let on_link = u32::from(dst) & mask == u32::from(config.guest_ip) & mask;
+    !(on_link
+        || dst.is_unspecified()
+        || dst.is_loopback()
+        || dst.is_multicast()
+        || dst.is_broadcast()
+        || u32::from(dst) >> 24 == 0
+        || u32::from(dst) >> 28 == 0xf)
 }
 
 /// Which way a frame went, for the snoop hook.

@@ -1,8 +1,8 @@
 //! The NAT between the guest's virtio-net card and the host (DESIGN.md section 4): a sans-I/O
 //! model of the network the guest lives on. Frames the guest sends go in through
 //! [`NetBackend::send`], frames for it come out of [`NetBackend::receive`], and host
-//! connections that a port forward accepted become flows, read and written with
-//! [`Nat::send`] and [`Nat::recv`]. Time comes in only through [`Nat::poll`]; nothing here
+//! connections that a port forward accepted, and connections the guest opens beyond the
+//! router, become flows, read and written with [`Nat::send`] and [`Nat::recv`]. Time comes in only through [`Nat::poll`]; nothing here
 //! blocks, sleeps or does I/O.
 //!
 //! Inside, a smoltcp interface plays the router 10.0.2.2 on the guest's 10.0.2.0/24: it
@@ -14,13 +14,23 @@
 //! avoids Akaros' pitfalls by construction: no checksum patching, no maps keyed by guest port
 //! alone, no MTU mismatch with the host's loopback (segments are sized for the guest's link).
 //!
-//! Supported: TCP port forwards (host to guest), ARP, DHCP, per-flow half-close, resets with
-//! a reason, idle and connect timeouts, limits on flows, buffers and queues. Not supported:
-//! guest-initiated (outbound) flows, UDP forwards ([`NatConfig::from_options`] refuses them),
-//! ICMP, IPv6 and IP fragments. The guest's frames for anything the NAT does not serve are
-//! dropped and counted by reason ([`DropReason`]); its TCP connections to the router itself are
-//! refused with a RST. Outbound flows would be a second [`FlowKind`] with the same
-//! send/recv/close interface, fed by a listening socket per guest SYN (`Interface::set_any_ip`).
+//! Guest-initiated (outbound) TCP connections are the other [`FlowKind`], with the same
+//! send/recv/close interface: with any-IP on (`Interface::set_any_ip`), a guest SYN to an
+//! address beyond the router gets a listener bound to that address and port, which accepts
+//! it; [`Nat::poll`] then reports the flow through [`Nat::next_outbound`], the VMM dials the
+//! destination (on the host, a `#ip` conversation) and splices it like a forward, or calls
+//! [`Nat::dial_failed`], which resets the guest's connection. The guest's handshake completes
+//! before the dial: its first bytes wait in the flow's buffer.
+//!
+//! Supported: TCP port forwards (host to guest), outbound TCP flows (guest to anywhere but
+//! the router itself, its own network, loopback, multicast and broadcast; on by default,
+//! [`NatConfig::outbound`]), ARP, DHCP, per-flow half-close, resets with a reason, idle and
+//! connect timeouts, limits on flows (shared by both kinds; a guest SYN past the limit is
+//! refused with a RST), buffers and queues. Not supported: UDP in either direction (UDP
+//! forwards are refused by [`NatConfig::from_options`], the guest's UDP beyond DHCP is
+//! dropped, so no DNS relay), ICMP, IPv6 and IP fragments. The guest's frames for anything
+//! the NAT does not serve are dropped and counted by reason ([`DropReason`]); its TCP
+//! connections to the router itself are refused with a RST.
 //!
 //! # Driving it
 //!
@@ -30,7 +40,7 @@
 //! [`Nat::has_frames_for_guest`], then take the flow events with [`Nat::next_event`] and wake
 //! the threads they name; and call `poll` again when the delay it returned has passed. Calls
 //! into the NAT are frames through the card (either virtio-net queue), `open_forward`, `send`,
-//! `recv`, `close`, `abort` and `release`: each only queues work, and `poll` does it.
+//! `recv`, `close`, `abort`, `dial_failed` and `release`: each only queues work, and `poll` does it.
 //!
 //! - The vCPU thread, on a virtio-net queue notification: lock, `process_queue`, `poll`,
 //!   deliver, dispatch events, unlock.
@@ -40,6 +50,8 @@
 //!   a wake-up between the call and the wait cannot be lost). On host EOF `close`, on a host
 //!   error `abort`; when `recv` gives end of stream or an error, shut the host side; when both
 //!   directions are done, `release`.
+//! - For an outbound flow taken from [`Nat::next_outbound`] (when dispatching events): a thread
+//!   dials the destination and then runs the loop above, or calls `dial_failed` and `release`.
 //! - A timer thread: sleep for the delay the last `poll` returned (or until woken because a
 //!   call shortened it), then lock, `poll`, deliver, dispatch events.
 //!
@@ -61,12 +73,13 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
+use core::net::SocketAddrV4;
 use core::ops::RangeInclusive;
 
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet};
 use smoltcp::socket::tcp::{self, RecvError, State};
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpListenEndpoint};
 
 pub use config::{
     DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_DHCP_LEASE_SECS, DEFAULT_GUEST_IP,
@@ -79,7 +92,7 @@ pub use flow::{FlowError, FlowEvent, FlowId, FlowKind, FlowState, Readiness, Res
 pub use frame::{Direction, DropReason, Summary};
 
 use crate::virtio::net::backend::NetBackend;
-use flow::{Flow, Slot};
+use flow::{Flow, OutboundKey, Slot};
 use frame::{TcpSegment, Verdict};
 use link::Link;
 
@@ -154,6 +167,10 @@ pub struct NatStats {
     pub bytes_to_guest: u64,
     /// Bytes flows handed to the host.
     pub bytes_from_guest: u64,
+    /// Outbound connections the guest opened that the NAT accepted.
+    pub outbound_opened: u64,
+    /// Outbound connections refused with a RST because `max_flows` flows were open.
+    pub outbound_refused: u64,
 }
 
 /// The `snoop` hook: sees every frame in both directions.
@@ -166,8 +183,12 @@ pub struct Nat {
     link: Link,
     sockets: SocketSet<'static>,
     slots: Vec<Slot>,
-    /// Flows by the router's port, for segments from the guest.
+    /// Forwards by the router's port, for segments from the guest.
     by_port: BTreeMap<u16, usize>,
+    /// Outbound flows by how the guest's segments name them.
+    by_outbound: BTreeMap<OutboundKey, usize>,
+    /// Outbound flows accepted and not yet taken by [`Nat::next_outbound`].
+    outbound: VecDeque<FlowId>,
     next_port: u16,
     live: usize,
     events: VecDeque<FlowId>,
@@ -196,6 +217,10 @@ impl Nat {
             // One address into an empty list of capacity >= 1: cannot fail.
             let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(router), prefix));
         });
+        // Outbound flows: a listener bound to the destination takes the guest's SYN. With
+        // any-IP the stack would also answer ARP for every address; `frame::classify` lets
+        // through only ARP for the router and TCP the NAT routes.
+        iface.set_any_ip(config.outbound);
         Ok(Nat {
             config,
             iface,
@@ -203,6 +228,8 @@ impl Nat {
             sockets: SocketSet::new(Vec::new()),
             slots: Vec::new(),
             by_port: BTreeMap::new(),
+            by_outbound: BTreeMap::new(),
+            outbound: VecDeque::new(),
             next_port: *EPHEMERAL_PORTS.start(),
             live: 0,
             events: VecDeque::new(),
@@ -266,6 +293,19 @@ impl Nat {
             });
         }
         let local_port = self.free_port().ok_or(NatError::NoFreePort)?;
+        let mut socket = self.new_socket();
+        let remote = (IpAddress::Ipv4(self.config.guest_ip), guest_port);
+        // A fresh socket, non-zero ports and an address of ours: connect cannot fail.
+        socket
+            .connect(self.iface.context(), remote, local_port)
+            .map_err(|_| NatError::BadConfig("the stack refused to connect to the guest"))?;
+        let id = self.add_flow(FlowKind::Forward { guest_port }, socket, local_port, None);
+        self.by_port.insert(local_port, id.index as usize);
+        Ok(id)
+    }
+
+    /// A socket for a flow, with the NAT's buffers and options.
+    fn new_socket(&self) -> tcp::Socket<'static> {
         let mut socket = tcp::Socket::new(
             tcp::SocketBuffer::new(vec![0u8; self.config.guest_to_host_buffer]),
             tcp::SocketBuffer::new(vec![0u8; self.config.host_to_guest_buffer]),
@@ -274,11 +314,17 @@ impl Nat {
         socket.set_nagle_enabled(false);
         // Set before connecting, so the first probe comes an interval after the handshake.
         socket.set_keep_alive(Some(Duration::from_millis(self.config.keep_alive_ms())));
-        let remote = (IpAddress::Ipv4(self.config.guest_ip), guest_port);
-        // A fresh socket, non-zero ports and an address of ours: connect cannot fail.
         socket
-            .connect(self.iface.context(), remote, local_port)
-            .map_err(|_| NatError::BadConfig("the stack refused to connect to the guest"))?;
+    }
+
+    /// Puts a new flow on `socket` into a free slot.
+    fn add_flow(
+        &mut self,
+        kind: FlowKind,
+        socket: tcp::Socket<'static>,
+        local_port: u16,
+        outbound: Option<OutboundKey>,
+    ) -> FlowId {
         let handle = self.sockets.add(socket);
         let index = match self.slots.iter().position(|s| s.flow.is_none()) {
             Some(i) => i,
@@ -289,9 +335,11 @@ impl Nat {
         };
         let state = FlowState::Connecting;
         self.slots[index].flow = Some(Flow {
-            kind: FlowKind::Forward { guest_port },
+            kind,
             handle,
             local_port,
+            outbound,
+            accepted: false,
             opened_ms: self.now_ms,
             fresh: true,
             last_heard_ms: self.now_ms,
@@ -309,13 +357,66 @@ impl Nat {
             reported_state: state,
             queued: false,
         });
-        self.by_port.insert(local_port, index);
         self.live += 1;
         self.stats.flows_opened += 1;
-        Ok(FlowId {
+        FlowId {
             index: index as u32,
             generation: self.slots[index].generation,
-        })
+        }
+    }
+
+    /// The guest opens a connection beyond the router that no flow has yet: a listener bound
+    /// to the destination takes its SYN in the next `poll`, which then reports the flow
+    /// ([`Nat::next_outbound`]). Past `max_flows` no listener is made and the stack refuses
+    /// the SYN with a RST.
+    fn open_outbound(&mut self, key: OutboundKey) {
+        if self.live >= self.config.max_flows {
+            self.stats.outbound_refused += 1;
+            return;
+        }
+        let (addr, port, _) = key;
+        let mut socket = self.new_socket();
+        let endpoint = IpListenEndpoint {
+            addr: Some(IpAddress::Ipv4(addr)),
+            port,
+        };
+        // A fresh socket and a non-zero port (`classify` passed the segment): cannot fail.
+        if socket.listen(endpoint).is_err() {
+            return;
+        }
+        let kind = FlowKind::Outbound {
+            dst: SocketAddrV4::new(addr, port),
+        };
+        let id = self.add_flow(kind, socket, 0, Some(key));
+        self.by_outbound.insert(key, id.index as usize);
+    }
+
+    /// The next connection the guest opened beyond the router, oldest first, and where it
+    /// goes: the VMM dials the destination, then drives the flow like a forward's (`send`,
+    /// `recv`, `close`, `release`), or calls [`Nat::dial_failed`] if the dial fails. The guest's
+    /// connection is already established and its bytes wait in the flow's buffer meanwhile.
+    /// Outbound flows are produced by [`Nat::poll`].
+    pub fn next_outbound(&mut self) -> Option<(FlowId, SocketAddrV4)> {
+        while let Some(id) = self.outbound.pop_front() {
+            if let Ok(flow) = self.flow(id)
+                && let FlowKind::Outbound { dst } = flow.kind
+            {
+                return Some((id, dst));
+            }
+        }
+        None
+    }
+
+    /// The VMM could not reach an outbound flow's destination: the guest's connection is reset
+    /// and the flow ends with [`ResetReason::Unreachable`]. The host still releases it.
+    pub fn dial_failed(&mut self, id: FlowId) -> Result<(), FlowError> {
+        let (flow, socket) = self.flow_socket(id)?;
+        if flow.end.is_none() {
+            socket.abort();
+            flow.end = Some(FlowState::Reset(ResetReason::Unreachable));
+            self.stats.flows_reset += 1;
+        }
+        Ok(())
     }
 
     /// Queues host bytes for the guest: returns how many were taken (fewer than offered when
@@ -536,8 +637,12 @@ impl Nat {
                     self.count_drop(DropReason::QueueFull);
                     return;
                 }
-                if let Some(s) = segment {
-                    self.note_segment(s);
+                if let Some(s) = segment
+                    && !self.note_segment(s)
+                    && s.local_addr != self.config.router_ip
+                    && s.opens
+                {
+                    self.open_outbound((s.local_addr, s.local_port, s.remote_port));
                 }
                 self.link.from_guest.push_back(frame);
             }
@@ -577,7 +682,10 @@ impl Nat {
             if flow.end.is_some() || !socket.is_open() {
                 continue;
             }
-            let connecting = matches!(flow.last_state, State::SynSent | State::SynReceived);
+            let connecting = matches!(
+                flow.last_state,
+                State::Listen | State::SynSent | State::SynReceived
+            );
             let timeout = if connecting {
                 (now >= flow.opened_ms.saturating_add(connect_ms))
                     .then_some(ResetReason::ConnectTimeout)
@@ -604,14 +712,57 @@ impl Nat {
     /// something now waits to be sent.
     fn after_stack(&mut self) -> bool {
         let mut again = false;
+        let mut rekeyed = Vec::new();
         for index in 0..self.slots.len() {
+            let generation = self.slots[index].generation;
             let Some(flow) = self.slots[index].flow.as_mut() else {
                 continue;
             };
             let socket = self.sockets.get_mut::<tcp::Socket>(flow.handle);
+            if let Some(key) = flow.outbound {
+                match (socket.state(), socket.remote_endpoint()) {
+                    // Its SYN did not reach it (the stack dropped it): never reported, so
+                    // it goes at once.
+                    (State::Listen, _) if !flow.accepted => {
+                        socket.abort();
+                        flow.released = true;
+                        flow.end = Some(FlowState::Closed);
+                        self.reap(index);
+                        continue;
+                    }
+                    // A passive open that the guest reset falls back to LISTEN (RFC 9293
+                    // §3.10.7.4): the connection is gone.
+                    (State::Listen, _) if flow.end.is_none() => {
+                        socket.abort();
+                        flow.end = Some(FlowState::Reset(ResetReason::ResetByGuest));
+                        self.stats.flows_reset += 1;
+                    }
+                    (_, Some(remote)) => {
+                        if !flow.accepted {
+                            flow.accepted = true;
+                            self.stats.outbound_opened += 1;
+                            self.outbound.push_back(FlowId {
+                                index: index as u32,
+                                generation,
+                            });
+                        }
+                        // Listeners for one destination take SYNs in socket order, not in
+                        // the order they were made: name the flow by the guest port it got.
+                        if remote.port != key.2 {
+                            let actual = (key.0, key.1, remote.port);
+                            rekeyed.push((key, actual, index));
+                            flow.outbound = Some(actual);
+                        }
+                    }
+                    _ => {}
+                }
+            }
             let state = socket.state();
             if !flow.established
-                && !matches!(state, State::SynSent | State::SynReceived | State::Closed)
+                && !matches!(
+                    state,
+                    State::Listen | State::SynSent | State::SynReceived | State::Closed
+                )
             {
                 flow.established = true;
                 flow.last_heard_ms = self.now_ms;
@@ -656,6 +807,14 @@ impl Nat {
                 again |= discard(socket);
                 self.reap(index);
             }
+        }
+        for (old, _, index) in &rekeyed {
+            if self.by_outbound.get(old) == Some(index) {
+                self.by_outbound.remove(old);
+            }
+        }
+        for (_, new, index) in rekeyed {
+            self.by_outbound.insert(new, index);
         }
         again
     }
@@ -731,7 +890,16 @@ impl Nat {
             || (socket.state() == State::Closed && socket.remote_endpoint().is_none());
         if done {
             self.sockets.remove(flow.handle);
-            self.by_port.remove(&flow.local_port);
+            match flow.outbound {
+                Some(key) => {
+                    if self.by_outbound.get(&key) == Some(&index) {
+                        self.by_outbound.remove(&key);
+                    }
+                }
+                None => {
+                    self.by_port.remove(&flow.local_port);
+                }
+            }
             slot.flow = None;
             slot.generation = slot.generation.wrapping_add(1);
             self.live -= 1;
@@ -775,18 +943,26 @@ impl Nat {
     }
 
     /// Notes a segment from the guest on its flow: the guest is alive, and maybe resetting.
-    fn note_segment(&mut self, segment: TcpSegment) {
-        let Some(&index) = self.by_port.get(&segment.local_port) else {
-            return;
+    /// Returns whether a flow has the segment.
+    fn note_segment(&mut self, segment: TcpSegment) -> bool {
+        let index = if segment.local_addr == self.config.router_ip {
+            self.by_port.get(&segment.local_port)
+        } else {
+            let key = (segment.local_addr, segment.local_port, segment.remote_port);
+            self.by_outbound.get(&key)
         };
-        let Some(flow) = self.slots.get_mut(index).and_then(|s| s.flow.as_mut()) else {
-            return;
+        let Some(flow) = index.and_then(|&i| self.slots.get_mut(i)?.flow.as_mut()) else {
+            return false;
         };
-        let FlowKind::Forward { guest_port } = flow.kind;
-        if guest_port == segment.remote_port {
+        let ours = match flow.kind {
+            FlowKind::Forward { guest_port } => guest_port == segment.remote_port,
+            FlowKind::Outbound { .. } => true,
+        };
+        if ours {
             flow.heard = true;
             flow.rst_seen |= segment.rst;
         }
+        ours
     }
 
     fn count_drop(&mut self, reason: DropReason) {

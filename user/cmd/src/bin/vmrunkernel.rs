@@ -13,7 +13,8 @@
 //! and MP table are placed by the `vmm` library; devices are virtio-mmio (`vmm::virtio`): a
 //! console on our standard input and output, a disk backed by a file (for example
 //! `/dev/sdE0/data`), a network card into the user-mode NAT (`vmm::nat`) whose port forwards
-//! listen on the host's `#ip`. The kernel handles CPUID, MSRs, the LAPIC, IOAPIC and timer
+//! listen on the host's `#ip` and whose outbound flows (the guest's TCP connections beyond its
+//! router 10.0.2.2; no UDP or ICMP) are dialled through it as `tcp!ADDR!PORT`. The kernel handles CPUID, MSRs, the LAPIC, IOAPIC and timer
 //! itself; what reaches us is MMIO to the devices, port I/O (the few legacy ports of
 //! `vmm::pio`: COM1 kept for a post-mortem, the CMOS clock, the PIT; everything else reads as all
 //! ones) and hypercalls. The guest powering off with the

@@ -5,6 +5,7 @@
 mod craft;
 mod fuzz;
 mod guest;
+mod outbound;
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -208,6 +209,12 @@ fn a_guest_with_the_large_mtu_sends_and_gets_large_frames() {
 /// Sends `n` bytes each way at once through a flow of `w` and checks both arrive intact.
 fn both_ways(mut w: World, n: usize) -> World {
     let (id, h) = connect(&mut w);
+    both_ways_on(w, id, h, n)
+}
+
+/// Sends `n` bytes each way at once through flow `id`, whose guest socket is `h`, closing both
+/// directions after them; checks both arrive intact and the flow ends and goes.
+fn both_ways_on(mut w: World, id: FlowId, h: SocketHandle, n: usize) -> World {
     let (to_guest, to_host) = (pattern(n, 1), pattern(n, 2));
     let (mut host_sent, mut guest_sent) = (0, 0);
     let (mut host_hash, mut guest_hash) = (Fnv::new(), Fnv::new());
@@ -643,17 +650,23 @@ fn frames_the_nat_must_drop_are_counted_and_unanswered() {
     let version6 = refill(to_router(IpProtocol::Tcp, &syn), |ip| ip[0] = 0x65);
     let fragment = refill(to_router(IpProtocol::Tcp, &syn), |ip| ip[6] |= 0x20);
     let long_total = refill(to_router(IpProtocol::Tcp, &syn), |ip| ip[3] = 200);
-    let other_dst = Ipv4Addr::new(8, 8, 8, 8);
-    let outbound = ethernet(
-        DEFAULT_ROUTER_MAC,
-        ETHERTYPE_IPV4,
-        &ipv4(
-            g,
-            other_dst,
-            IpProtocol::Tcp,
-            &tcp(g, other_dst, 40000, 443, SYN, b""),
-        ),
-    );
+    // Outbound flows are TCP to unicast addresses off the guest's network only.
+    let beyond = |dst: Ipv4Addr, proto: IpProtocol| {
+        let payload = match proto {
+            IpProtocol::Tcp => tcp(g, dst, 40000, 443, SYN, b""),
+            _ => udp(g, dst, 40000, 53, b"query"),
+        };
+        ethernet(
+            DEFAULT_ROUTER_MAC,
+            ETHERTYPE_IPV4,
+            &ipv4(g, dst, proto, &payload),
+        )
+    };
+    let outbound_udp = beyond(Ipv4Addr::new(8, 8, 8, 8), IpProtocol::Udp);
+    let on_link = beyond(Ipv4Addr::new(10, 0, 2, 3), IpProtocol::Tcp);
+    let loopback = beyond(Ipv4Addr::new(127, 0, 0, 1), IpProtocol::Tcp);
+    let multicast = beyond(Ipv4Addr::new(224, 0, 0, 1), IpProtocol::Tcp);
+    let broadcast = beyond(Ipv4Addr::new(255, 255, 255, 255), IpProtocol::Tcp);
     let spoof = Ipv4Addr::new(10, 0, 2, 99);
     let spoofed = ethernet(
         DEFAULT_ROUTER_MAC,
@@ -707,7 +720,11 @@ fn frames_the_nat_must_drop_are_counted_and_unanswered() {
         (version6, DropReason::Malformed),
         (fragment, DropReason::Fragment),
         (long_total, DropReason::Truncated),
-        (outbound, DropReason::OtherDestination),
+        (outbound_udp, DropReason::OtherDestination),
+        (on_link, DropReason::OtherDestination),
+        (loopback, DropReason::OtherDestination),
+        (multicast, DropReason::OtherDestination),
+        (broadcast, DropReason::OtherDestination),
         (spoofed, DropReason::WrongSource),
         (
             to_router(IpProtocol::Udp, &udp(g, r, 5000, 53, b"query")),

@@ -1,6 +1,8 @@
-//! Port forwards on the host side: for each `port:tcp:HOST:GUEST` a thread listens on the
-//! host's `tcp!*!HOST` (the kernel's `#ip`) and, for every connection, opens a NAT flow to the
-//! guest's GUEST port and runs two relay threads, one per direction.
+//! The NAT's flows on the host side. Port forwards: for each `port:tcp:HOST:GUEST` a thread
+//! listens on the host's `tcp!*!HOST` (the kernel's `#ip`) and, for every connection, opens a
+//! NAT flow to the guest's GUEST port and runs two relay threads, one per direction. Outbound
+//! flows (the guest connecting beyond the router): a thread dials `tcp!ADDR!PORT` through
+//! `#ip` and runs the same two relays; if the dial fails the guest's connection is reset.
 //!
 //! The NAT is driven as `vmm::nat` prescribes: after every batch of calls, `poll`, wake the
 //! relays its events name, and let the network card take frames for the guest; a timer thread
@@ -10,8 +12,9 @@
 
 use super::Machine;
 use super::backends::SharedNat;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
+use core::net::SocketAddrV4;
 use core::sync::atomic::{AtomicU64, Ordering};
 use rt::sync::{Mutex, Semaphore};
 use rt::{Error, Result, format, io, net, process, thread};
@@ -26,6 +29,9 @@ struct Wakers {
 }
 
 static FLOWS: Mutex<BTreeMap<FlowId, Arc<Wakers>>> = Mutex::new(BTreeMap::new());
+/// Outbound flows the NAT reported, waiting for the dialer thread; one `DIALS` unit each.
+static OUTBOUND: Mutex<VecDeque<(FlowId, SocketAddrV4)>> = Mutex::new(VecDeque::new());
+static DIALS: Semaphore = Semaphore::new(0);
 /// When (ms of uptime) the NAT next wants to be polled.
 static NEXT_POLL: AtomicU64 = AtomicU64::new(0);
 
@@ -33,13 +39,19 @@ fn now_ms() -> u64 {
     rt::sys::nsec() / 1_000_000
 }
 
-/// What follows every batch of calls into the NAT (the caller holds it): poll, then wake the
-/// relays of the flows with events.
+/// What follows every batch of calls into the NAT (the caller holds it): poll, hand new
+/// outbound flows to the dialer thread, then wake the relays of the flows with events.
 pub fn after_calls(nat: &mut Nat) {
     let now = now_ms();
     let delay = nat.poll(now).unwrap_or(1000);
     NEXT_POLL.store(now + delay, Ordering::Release);
-    let flows = FLOWS.lock();
+    let mut flows = FLOWS.lock();
+    while let Some((flow, dst)) = nat.next_outbound() {
+        // Registered now, so no event of the flow is lost before its relays run.
+        flows.insert(flow, Arc::new(Wakers::new()));
+        OUTBOUND.lock().push_back((flow, dst));
+        DIALS.release();
+    }
     while let Some(ev) = nat.next_event() {
         if let Some(w) = flows.get(&ev.flow) {
             w.readable.release();
@@ -60,7 +72,7 @@ fn drive(machine: &Machine, nat: &SharedNat) {
     }
 }
 
-/// Starts a listener per forward and the NAT's timer thread.
+/// Starts a listener per forward, the dialer of outbound flows and the NAT's timer thread.
 pub fn start(machine: Arc<Machine>, nat: SharedNat, options: &NatOptions) -> Result<()> {
     for f in options
         .forwards
@@ -88,6 +100,24 @@ pub fn start(machine: Arc<Machine>, nat: SharedNat, options: &NatOptions) -> Res
             }
         })?;
     }
+    {
+        let (machine, nat) = (machine.clone(), nat.clone());
+        thread::spawn(move || {
+            loop {
+                if DIALS.acquire().is_err() {
+                    continue;
+                }
+                let Some((flow, dst)) = OUTBOUND.lock().pop_front() else {
+                    continue;
+                };
+                let (m, n) = (machine.clone(), nat.clone());
+                if let Err(e) = thread::spawn(move || outbound(&m, &n, flow, dst)) {
+                    rt::eprintln!("vmrunkernel: guest connection to {dst}: {e}");
+                    dial_failed(&machine, &nat, flow);
+                }
+            }
+        })?;
+    }
     let (machine, nat) = (machine.clone(), nat.clone());
     thread::spawn(move || {
         loop {
@@ -102,6 +132,15 @@ pub fn start(machine: Arc<Machine>, nat: SharedNat, options: &NatOptions) -> Res
     Ok(())
 }
 
+impl Wakers {
+    fn new() -> Wakers {
+        Wakers {
+            readable: Semaphore::new(0),
+            writable: Semaphore::new(0),
+        }
+    }
+}
+
 /// One accepted host connection: a flow to the guest and a relay thread per direction.
 fn connection(machine: &Arc<Machine>, nat: &SharedNat, fd: u64, guest_port: u16) -> Result<()> {
     let flow = nat
@@ -109,12 +148,54 @@ fn connection(machine: &Arc<Machine>, nat: &SharedNat, fd: u64, guest_port: u16)
         .lock()
         .open_forward(guest_port)
         .map_err(|e| Error::new(format!("{e}")))?;
-    let wakers = Arc::new(Wakers {
-        readable: Semaphore::new(0),
-        writable: Semaphore::new(0),
-    });
+    let wakers = Arc::new(Wakers::new());
     FLOWS.lock().insert(flow, wakers.clone());
     drive(machine, nat);
+    splice(machine, nat, flow, fd, wakers)
+}
+
+/// One outbound flow: dial its destination through `#ip`, then relay as for a forward; a
+/// failed dial resets the guest's connection.
+fn outbound(machine: &Arc<Machine>, nat: &SharedNat, flow: FlowId, dst: SocketAddrV4) {
+    let Some(wakers) = FLOWS.lock().get(&flow).cloned() else {
+        return;
+    };
+    let fd = match net::dial(&format!("tcp!{}!{}", dst.ip(), dst.port())) {
+        Ok(fd) => fd,
+        Err(e) => {
+            rt::eprintln!("vmrunkernel: guest connection to {dst}: {e}");
+            dial_failed(machine, nat, flow);
+            return;
+        }
+    };
+    if let Err(e) = splice(machine, nat, flow, fd, wakers) {
+        rt::eprintln!("vmrunkernel: guest connection to {dst}: {e}");
+        let _ = net::hangup(fd);
+        let _ = io::close(fd);
+        dial_failed(machine, nat, flow);
+    }
+}
+
+/// Resets an outbound flow that has no host connection, and forgets it.
+fn dial_failed(machine: &Machine, nat: &SharedNat, flow: FlowId) {
+    {
+        let mut n = nat.0.lock();
+        let _ = n.dial_failed(flow);
+        let _ = n.release(flow);
+    }
+    FLOWS.lock().remove(&flow);
+    drive(machine, nat);
+}
+
+/// Splices flow `flow` and the host connection `fd` with a relay thread per direction; the
+/// second releases the flow and closes `fd` when both are done.
+fn splice(
+    machine: &Arc<Machine>,
+    nat: &SharedNat,
+    flow: FlowId,
+    fd: u64,
+    wakers: Arc<Wakers>,
+) -> Result<()> {
     let done = Arc::new(Semaphore::new(0));
     {
         let (machine, nat, wakers, done) =
@@ -213,7 +294,7 @@ fn guest_to_host(machine: &Machine, nat: &SharedNat, w: &Wakers, flow: FlowId, f
             }
             Err(FlowError::Reset(ResetReason::Refused)) => return false, // not listening yet
             Err(e) => {
-                rt::eprintln!("vmrunkernel: forward to the guest: {e}");
+                rt::eprintln!("vmrunkernel: {flow}: {e}");
                 return false;
             }
         }
