@@ -57,6 +57,66 @@ pub fn settle<T>(
     Ok(m)
 }
 
+/// The number after `name ` on a line of `text` (0 if there is none): the shape of
+/// `/dev/memory` and of `#vm/N/stats`.
+pub fn figure(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// One figure of `/dev/memory`.
+pub fn memory_figure(name: &str) -> rt::Result<u64> {
+    Ok(figure(&rt::fs::read_to_string("/dev/memory")?, name))
+}
+
+/// Memory the kernel counts as in use (`/dev/memory`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InUse {
+    /// Bytes of frames in use outside the heap and the kernel's page tables. The tables stay
+    /// once made: they follow the high-water marks of the kernel's regions (its stacks), which
+    /// depend on how work interleaves, so they are not counted as lost.
+    pub frames: u64,
+    /// Live heap allocations.
+    pub heap_objects: u64,
+    /// Bytes those allocations asked for.
+    pub heap_bytes: u64,
+}
+
+impl InUse {
+    /// What is in use now.
+    pub fn now() -> rt::Result<InUse> {
+        let text = rt::fs::read_to_string("/dev/memory")?;
+        let f = |name: &str| figure(&text, name);
+        Ok(InUse {
+            frames: f("total") - f("free") - f("heap") - f("kernel-tables"),
+            heap_objects: f("heap-objects"),
+            heap_bytes: f("heap-bytes"),
+        })
+    }
+}
+
+/// Checks that the work done since `before` was measured lost no frames and no heap objects
+/// (measured again until the figures settle, see [`settle`]); prints both, `what` naming the
+/// work.
+pub fn expect_nothing_lost(what: &str, before: InUse) -> Check {
+    let after = settle(InUse::now, |a| {
+        a.frames <= before.frames && a.heap_objects <= before.heap_objects
+    })?;
+    println!("  in use before and after {what}: {before:?} {after:?}");
+    ensure!(
+        after.frames <= before.frames,
+        "{} bytes of frames lost",
+        after.frames - before.frames
+    );
+    ensure!(
+        after.heap_objects <= before.heap_objects,
+        "{} heap objects lost",
+        after.heap_objects - before.heap_objects
+    );
+    Ok(())
+}
+
 /// The FNV-1a offset basis.
 pub const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
 

@@ -177,13 +177,7 @@ fn tmpfs_64_mib_file() -> Check {
 /// Filling tmpfs ends in "file system full", not in a kernel out of memory; removing the file
 /// gives the memory back to the system. One byte per page reaches the limit (half of memory).
 fn tmpfs_full_is_an_error() -> Check {
-    let free = || -> rt::Result<u64> {
-        let text = fs::read_to_string("/dev/memory")?;
-        Ok(text
-            .lines()
-            .find_map(|l| l.strip_prefix("free ")?.trim().parse().ok())
-            .unwrap_or(0))
-    };
+    let free = || testkit::memory_figure("free");
     let free_before = free()?;
     let path = "/tmp/nstest-full";
     let fd = fs::create(path, OWRITE, 0o644)?;
@@ -430,13 +424,7 @@ fn tmpfs_instance_freed_with_its_binds() -> Check {
                 .count(),
         )
     };
-    let objects = || -> rt::Result<u64> {
-        let text = fs::read_to_string("/dev/memory")?;
-        Ok(text
-            .lines()
-            .find_map(|l| l.strip_prefix("heap-objects ")?.trim().parse().ok())
-            .unwrap_or(0))
-    };
+    let objects = || testkit::memory_figure("heap-objects");
     let run = |flags: u64| -> Check {
         // Shares our namespace on purpose: the bind lands in it.
         match process::rfork(RFPROC | RFFDG)? {

@@ -13,7 +13,7 @@ use rt::string::String;
 use rt::sync::Mutex;
 use rt::sys::call;
 use rt::vec::Vec;
-use rt::{format, fs, io, println, thread};
+use rt::{format, fs, io, thread};
 
 use cmd::ensure;
 use cmd::testkit::{self, Check};
@@ -394,21 +394,6 @@ fn call_raw(nr: u64) -> u64 {
     ret
 }
 
-/// Memory in use as the kernel counts it: (frames in use outside the heap, live heap
-/// objects, live heap bytes).
-fn memory_in_use() -> rt::Result<(u64, u64, u64)> {
-    let text = fs::read_to_string("/dev/memory")?;
-    let field = |name: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-            .unwrap_or(0)
-    };
-    // Kernel page tables stay once made (they follow the stack region's high-water mark, which
-    // depends on how exits and forks interleave), so they are not counted as lost.
-    let frames = field("total") - field("free") - field("heap") - field("kernel-tables");
-    Ok((frames, field("heap-objects"), field("heap-bytes")))
-}
-
 fn spawn_and_reap(n: usize) -> Check {
     let mut pids = Vec::new();
     for i in 0..n {
@@ -424,23 +409,9 @@ fn spawn_and_reap(n: usize) -> Check {
 
 fn processes_free_everything() -> Check {
     spawn_and_reap(200)?; // warm-up: kernel tables reach their working size
-    let before = memory_in_use()?;
+    let before = testkit::InUse::now()?;
     spawn_and_reap(200)?;
-    let after = testkit::settle(memory_in_use, |a| a.0 <= before.0 && a.1 <= before.1)?;
-    println!(
-        "  in use before and after 200 processes (frames outside the heap, heap objects, heap bytes): {before:?} {after:?}"
-    );
-    ensure!(
-        after.0 <= before.0,
-        "{} bytes of frames lost",
-        after.0 - before.0
-    );
-    ensure!(
-        after.1 <= before.1,
-        "{} heap objects lost",
-        after.1 - before.1
-    );
-    Ok(())
+    testkit::expect_nothing_lost("200 processes", before)
 }
 
 const CASES: &[testkit::Case] = &[

@@ -21,6 +21,8 @@ mod guest;
 mod vmlib;
 
 use abi::vm::{Complete, EXIT_REP, EXIT_STRING, ExitReason};
+use cmd::ensure;
+use cmd::testkit::{self, Check, InUse, figure};
 use rt::process::{self, RFFDG, RFPROC};
 use rt::string::String;
 use rt::vec::Vec;
@@ -28,16 +30,6 @@ use rt::{format, fs, println};
 use vmlib::{Guest, entry};
 
 rt::entry!(main);
-
-type Check = rt::Result<()>;
-
-macro_rules! ensure {
-    ($cond:expr, $($msg:tt)*) => {
-        if !$cond {
-            return Err(rt::Error(format!($($msg)*)));
-        }
-    };
-}
 
 fn real_mode_to_long_mode() -> Check {
     let g = Guest::new()?;
@@ -279,7 +271,7 @@ fn lapic_timer() -> Check {
     g.expect_done()?;
     let ms = (rt::sys::nsec() - t0) / 1_000_000;
     let stats = g.vm.stats()?;
-    let hlts = stat(&stats, "exit hlt");
+    let hlts = figure(&stats, "exit hlt");
     ensure!(hlts >= 3, "only {hlts} HLT exits ({ms} ms):\n{stats}");
     ensure!(ms < 10_000, "the timer test took {ms} ms");
     Ok(())
@@ -491,23 +483,6 @@ fn fpu_state_per_guest() -> Check {
     check(&b, 0x5555_6666_7777_8888)
 }
 
-fn stat(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// Memory in use as the kernel counts it: (frames in use outside the heap and the kernel's page
-/// tables, which stay once made, live heap objects).
-fn memory_in_use() -> rt::Result<(u64, u64)> {
-    let text = fs::read_to_string("/dev/memory")?;
-    let field = |name: &str| stat(&text, name);
-    Ok((
-        field("total") - field("free") - field("heap") - field("kernel-tables"),
-        field("heap-objects"),
-    ))
-}
-
 fn ten_thousand_exits() -> Check {
     let g = Guest::new()?;
     let mut s = vmlib::long_mode(entry(&raw const guest::guest_loop));
@@ -525,7 +500,7 @@ fn ten_thousand_exits() -> Check {
     g.expect_done()?;
     let stats = g.vm.stats()?;
     ensure!(
-        stat(&stats, "reflected pio") == 10_001 && stat(&stats, "exit cpuid") == 10_000,
+        figure(&stats, "reflected pio") == 10_001 && figure(&stats, "exit cpuid") == 10_000,
         "stats:\n{stats}"
     );
     Ok(())
@@ -533,24 +508,10 @@ fn ten_thousand_exits() -> Check {
 
 fn exits_no_leak() -> Check {
     ten_thousand_exits()?; // warm-up: kernel tables reach their working size
-    let before = memory_in_use()?;
+    let before = InUse::now()?;
     ten_thousand_exits()?;
     ten_thousand_exits()?;
-    let after = cmd::testkit::settle(memory_in_use, |a| a.0 <= before.0 && a.1 <= before.1)?;
-    println!(
-        "  in use before and after 2 VMs x 20,000 exits (frames outside the heap, heap objects): {before:?} {after:?}"
-    );
-    ensure!(
-        after.0 <= before.0,
-        "{} bytes of frames lost",
-        after.0 - before.0
-    );
-    ensure!(
-        after.1 <= before.1,
-        "{} heap objects lost",
-        after.1 - before.1
-    );
-    Ok(())
+    testkit::expect_nothing_lost("2 VMs x 20,000 exits", before)
 }
 
 /// Runs `rip` in a child process (forever, unless it exits); returns the child's pid and the
@@ -600,7 +561,7 @@ fn exit_storm() -> Check {
     }
     let stats = fs::read_to_string(&format!("#vm/{id}/stats"))?;
     kill_and_wait(pid)?;
-    ensure!(stat(&stats, "exit cpuid") > 100, "few exits:\n{stats}");
+    ensure!(figure(&stats, "exit cpuid") > 100, "few exits:\n{stats}");
     ensure!(
         worst < 1000,
         "a 20 ms sleep took {worst} ms during the storm"
@@ -635,7 +596,7 @@ fn spin_with_interrupts_off() -> Check {
     let stats = fs::read_to_string(&format!("#vm/{id}/stats"))?;
     kill_and_wait(pid)?;
     ensure!(
-        stat(&stats, "guest-ns") > 0,
+        figure(&stats, "guest-ns") > 0,
         "the guest did not run:\n{stats}"
     );
     ensure!(
@@ -650,32 +611,20 @@ fn vmm_killed() -> Check {
     let (pid, _) = guest_in_child(entry(&raw const guest::guest_spin))?;
     process::sleep(50)?;
     kill_and_wait(pid)?;
-    let before = memory_in_use()?;
+    let before = InUse::now()?;
     let (pid, id) = guest_in_child(entry(&raw const guest::guest_spin))?;
     process::sleep(300)?;
     let stats = fs::read_to_string(&format!("#vm/{id}/stats"))?;
     ensure!(
-        stat(&stats, "guest-ns") > 0,
+        figure(&stats, "guest-ns") > 0,
         "the guest did not run:\n{stats}"
     );
     kill_and_wait(pid)?;
-    let after = cmd::testkit::settle(memory_in_use, |a| a.0 <= before.0 && a.1 <= before.1)?;
     ensure!(
         fs::read_to_string(&format!("#vm/{id}/stats")).is_err(),
         "VM {id} still exists after its VMM died"
     );
-    println!("  in use before and after (frames, heap objects): {before:?} {after:?}");
-    ensure!(
-        after.0 <= before.0,
-        "{} bytes of frames lost",
-        after.0 - before.0
-    );
-    ensure!(
-        after.1 <= before.1,
-        "{} heap objects lost",
-        after.1 - before.1
-    );
-    Ok(())
+    testkit::expect_nothing_lost("a VMM killed while its guest ran", before)
 }
 
 /// The note a watchdog posts when a case runs too long.
