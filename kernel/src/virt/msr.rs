@@ -1,34 +1,8 @@
 //! Host MSR access for the backends: plain reads and writes of MSRs the CPU is known to have,
-//! and a write that survives the #GP of an MSR an emulator lacks (listed in `.ex_table`, like
-//! `arch::x86_64::extable::rdmsr`).
+//! and reads and writes that survive the #GP of an MSR an emulator lacks
+//! (`arch::x86_64::extable`).
 
 use x86_64::registers::model_specific::Msr;
-
-unsafe extern "C" {
-    fn virt_wrmsr_checked(msr: u32, low: u32, high: u32) -> u64;
-}
-
-// WRMSR raises #GP for an MSR the CPU lacks or a value it refuses (SDM Vol. 2B, WRMSR).
-core::arch::global_asm!(
-    r#"
-    .text
-    .global virt_wrmsr_checked
-virt_wrmsr_checked:             /* (msr: edi, low: esi, high: edx) -> 0 ok, 1 faulted */
-    mov ecx, edi
-    mov eax, esi
-virt_wrmsr_checked_insn:
-    wrmsr
-    xor eax, eax
-    ret
-virt_wrmsr_checked_fault:
-    mov eax, 1
-    ret
-    .section .ex_table, "a"
-    .balign 8
-    .quad virt_wrmsr_checked_insn, virt_wrmsr_checked_fault
-    .text
-"#
-);
 
 /// Reads an MSR the CPU has (an architectural one, or one its CPUID bits promise).
 pub fn read(msr: u32) -> u64 {
@@ -56,8 +30,8 @@ pub fn read_checked(msr: u32) -> Option<u64> {
 /// # Safety
 /// As for `write`.
 pub unsafe fn write_checked(msr: u32, value: u64) -> bool {
-    // SAFETY: Forwarded from the caller; a #GP resumes at the fault label via `.ex_table`.
-    unsafe { virt_wrmsr_checked(msr, value as u32, (value >> 32) as u32) == 0 }
+    // SAFETY: Forwarded from the caller.
+    unsafe { crate::arch::x86_64::extable::wrmsr(msr, value) }
 }
 
 /// IA32_FEATURE_CONTROL (SDM Vol. 4, Table 2-2).

@@ -13,6 +13,7 @@ unsafe extern "C" {
     static __ex_table_start: Fixup;
     static __ex_table_end: Fixup;
     fn rdmsr_checked(msr: u32, value: *mut u64) -> u64;
+    fn wrmsr_checked(msr: u32, low: u32, high: u32) -> u64;
 }
 
 // RDMSR raises #GP for an MSR the CPU does not implement (SDM Vol. 2B, RDMSR).
@@ -39,6 +40,28 @@ rdmsr_checked_fault:
 "#
 );
 
+// WRMSR raises #GP for an MSR the CPU lacks or a value it refuses (SDM Vol. 2B, WRMSR).
+core::arch::global_asm!(
+    r#"
+    .text
+    .global wrmsr_checked
+wrmsr_checked:                  /* (msr: edi, low: esi, high: edx) -> 0 ok, 1 faulted */
+    mov ecx, edi
+    mov eax, esi
+wrmsr_checked_insn:
+    wrmsr
+    xor eax, eax
+    ret
+wrmsr_checked_fault:
+    mov eax, 1
+    ret
+    .section .ex_table, "a"
+    .balign 8
+    .quad wrmsr_checked_insn, wrmsr_checked_fault
+    .text
+"#
+);
+
 /// Where to resume after a fault at `rip`, if the fault was expected.
 pub fn lookup(rip: u64) -> Option<u64> {
     let start = &raw const __ex_table_start;
@@ -57,4 +80,13 @@ pub fn rdmsr(msr: u32) -> Option<u64> {
     // writes the result to the valid `value`.
     let faulted = unsafe { rdmsr_checked(msr, &mut value) };
     (faulted == 0).then_some(value)
+}
+
+/// Writes an MSR, returning false if the CPU does not implement it or refuses the value.
+///
+/// # Safety
+/// The write must not break the kernel's invariants (as for any WRMSR).
+pub unsafe fn wrmsr(msr: u32, value: u64) -> bool {
+    // SAFETY: Forwarded from the caller; a #GP resumes at the fault label via `.ex_table`.
+    unsafe { wrmsr_checked(msr, value as u32, (value >> 32) as u32) == 0 }
 }

@@ -35,34 +35,21 @@ fn emulation_failed(ctx: &mut Ctx, gpa: u64, code: u64, bytes: &[u8]) -> Action 
     a
 }
 
-/// Linear address of `instr`'s memory operand.
+/// Linear address of `instr`'s memory operand (only the segment it uses is read).
 fn operand_address(ctx: &mut Ctx, instr: &Instruction) -> Option<u64> {
-    let hw = ctx.inner.hw.as_mut();
-    let long = decode::bitness(hw) == 64;
-    let mut bases = [0u64; 6];
-    for (i, s) in [
-        SegReg::Es,
-        SegReg::Cs,
-        SegReg::Ss,
-        SegReg::Ds,
-        SegReg::Fs,
-        SegReg::Gs,
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        bases[i] = if long && i < 4 { 0 } else { hw.segment(s).base };
-    }
     let gprs = ctx.inner.gprs.r;
     let op = (0..instr.op_count()).find(|&i| instr.op_kind(i) == iced_x86::OpKind::Memory)?;
-    instr.virtual_address(op, 0, |r, _, _| match r {
-        Register::ES => Some(bases[0]),
-        Register::CS => Some(bases[1]),
-        Register::SS => Some(bases[2]),
-        Register::DS => Some(bases[3]),
-        Register::FS => Some(bases[4]),
-        Register::GS => Some(bases[5]),
-        r => decode::gpr_operand(r).map(|g| g.get(gprs[usize::from(g.number)])),
+    instr.virtual_address(op, 0, |r, _, _| {
+        let seg = match r {
+            Register::ES => SegReg::Es,
+            Register::CS => SegReg::Cs,
+            Register::SS => SegReg::Ss,
+            Register::DS => SegReg::Ds,
+            Register::FS => SegReg::Fs,
+            Register::GS => SegReg::Gs,
+            r => return decode::gpr_operand(r).map(|g| g.get(gprs[usize::from(g.number)])),
+        };
+        Some(vcpu::linear(ctx.inner, seg, 0))
     })
 }
 
