@@ -13,7 +13,7 @@
 //! is one ("connection refused", "tcp!127.0.0.1!5640: connection reset by peer").
 
 use super::addr::{self, Endpoint, ListenSpec};
-use super::{Stack, with_stack};
+use super::{Stack, wait_on_stack, with_stack};
 use crate::error::{Error, KResult};
 use crate::proc::wait::{WaitQueue, Woken};
 use alloc::collections::VecDeque;
@@ -707,12 +707,7 @@ pub fn listen(c: &Conv) -> KResult<Arc<Conv>> {
         )
         .into());
     }
-    let mut result = None;
-    c.queue.wait_until(|| {
-        result = with_stack(|s| s.take_call(c)).unwrap_or_else(|e| Some(Err(e)));
-        result.is_some()
-    })?;
-    result.unwrap_or_else(|| Err("listen: no call".into()))
+    wait_on_stack(&c.queue, |s| s.take_call(c))?
 }
 
 /// Reads from the connection: waits for bytes; 0 at end of file.
@@ -723,14 +718,10 @@ pub fn read(c: &Conv, buf: &mut [u8]) -> KResult<usize> {
     if buf.is_empty() {
         return Ok(0);
     }
-    let mut result = None;
-    c.queue.wait_until(|| {
-        result = with_stack(|s| s.try_read(c, buf)).unwrap_or_else(|e| Some(Err(e)));
-        result.is_some()
-    })?;
+    let n = wait_on_stack(&c.queue, |s| s.try_read(c, buf))?;
     // The window opened: tell the peer.
     super::kick();
-    result.unwrap_or(Ok(0))
+    n
 }
 
 /// Writes all of `buf` to the connection, waiting for room as needed.
@@ -740,18 +731,12 @@ pub fn write(c: &Conv, buf: &[u8]) -> KResult<usize> {
     }
     let mut done = 0;
     while done < buf.len() {
-        let mut result = None;
-        let waited = c.queue.wait_until(|| {
-            result = with_stack(|s| s.try_write(c, &buf[done..])).unwrap_or_else(|e| Some(Err(e)));
-            result.is_some()
-        });
-        if let Err(e) = waited {
-            return if done > 0 { Ok(done) } else { Err(e.into()) };
-        }
-        match result {
-            Some(Ok(n)) => done += n,
-            Some(Err(e)) => return if done > 0 { Ok(done) } else { Err(e) },
-            None => break,
+        // Bytes already written are reported; the error comes on the next call.
+        match wait_on_stack(&c.queue, |s| s.try_write(c, &buf[done..])) {
+            Ok(Ok(n)) => done += n,
+            Ok(Err(e)) if done == 0 => return Err(e),
+            Err(e) if done == 0 => return Err(e.into()),
+            Ok(Err(_)) | Err(_) => return Ok(done),
         }
         super::kick();
     }

@@ -83,6 +83,24 @@ fn with_stack<R>(f: impl FnOnce(&mut Stack) -> R) -> KResult<R> {
     Ok(f(stack))
 }
 
+/// Waits on `queue` until `step`, run on the stack at each wake-up, has an answer (`Some`).
+/// The outer error is the wait's own (a note); the inner one is the answer.
+fn wait_on_stack<T>(
+    queue: &WaitQueue,
+    mut step: impl FnMut(&mut Stack) -> Option<KResult<T>>,
+) -> Result<KResult<T>, &'static str> {
+    let mut answer = None;
+    loop {
+        queue.wait_until(|| {
+            answer = with_stack(&mut step).unwrap_or_else(|e| Some(Err(e)));
+            answer.is_some()
+        })?;
+        if let Some(a) = answer.take() {
+            return Ok(a);
+        }
+    }
+}
+
 /// Brings up the interfaces and starts the poller. Needs the scheduler (for the poller).
 pub fn init() {
     let now = crate::time::uptime_ns();

@@ -10,7 +10,7 @@
 
 use super::addr::{self, Endpoint};
 use super::conv::{Conv, Phase, endpoint};
-use super::{Stack, with_stack};
+use super::{Stack, wait_on_stack, with_stack};
 use crate::error::{Error, KResult};
 use alloc::format;
 use alloc::vec::Vec;
@@ -298,37 +298,27 @@ pub fn read(c: &Conv, buf: &mut [u8]) -> KResult<usize> {
     if buf.is_empty() {
         return Ok(0);
     }
-    let mut result = None;
-    c.queue.wait_until(|| {
-        result = with_stack(|s| s.udp_try_read(c, buf)).unwrap_or_else(|e| Some(Err(e)));
-        result.is_some()
-    })?;
-    result.unwrap_or(Ok(0))
+    wait_on_stack(&c.queue, |s| s.udp_try_read(c, buf))?
 }
 
 /// Sends `buf` as one datagram (waiting for room in the socket's queue).
 pub fn write(c: &Conv, buf: &[u8]) -> KResult<usize> {
-    let mut result = None;
-    c.queue.wait_until(|| {
-        result = with_stack(|s| {
-            let (ifc, h, to, skip) = match s.udp_target(c, buf) {
-                Ok(t) => t,
-                Err(e) => return Some(Err(e)),
-            };
-            let dest = IpEndpoint::new(to.addr.into(), to.port);
-            match s.udp(ifc, h).send_slice(&buf[skip..], dest) {
-                Ok(()) => Some(Ok(buf.len())),
-                Err(udp::SendError::BufferFull) => None,
-                Err(udp::SendError::Unaddressable) => {
-                    Some(Err(format!("no route to {}", to.addr).into()))
-                }
+    let sent = wait_on_stack(&c.queue, |s| {
+        let (ifc, h, to, skip) = match s.udp_target(c, buf) {
+            Ok(t) => t,
+            Err(e) => return Some(Err(e)),
+        };
+        let dest = IpEndpoint::new(to.addr.into(), to.port);
+        match s.udp(ifc, h).send_slice(&buf[skip..], dest) {
+            Ok(()) => Some(Ok(buf.len())),
+            Err(udp::SendError::BufferFull) => None,
+            Err(udp::SendError::Unaddressable) => {
+                Some(Err(format!("no route to {}", to.addr).into()))
             }
-        })
-        .unwrap_or_else(|e| Some(Err(e)));
-        result.is_some()
+        }
     })?;
     super::kick();
-    result.unwrap_or(Ok(0))
+    sent
 }
 
 /// The state word of `status`.

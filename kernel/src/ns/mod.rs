@@ -210,7 +210,7 @@ impl Namespace {
         let removed: Vec<Mount> = {
             let mut table = self.table.lock();
             let head = table.get_mut(&key).ok_or(ENOTMOUNTED)?;
-            let removed = match new {
+            let mut removed = match new {
                 None => core::mem::take(&mut head.mounts),
                 Some(n) => {
                     let target = n
@@ -228,17 +228,11 @@ impl Namespace {
                     gone
                 }
             };
+            // Only the mount point itself left: the entry goes.
             if head.mounts.iter().all(|m| m.chan.key() == key) {
-                if let Some(h) = table.remove(&key) {
-                    let mut all = removed;
-                    all.extend(h.mounts);
-                    all
-                } else {
-                    removed
-                }
-            } else {
-                removed
+                removed.extend(table.remove(&key).into_iter().flat_map(|h| h.mounts));
             }
+            removed
         };
         drop(removed);
         Ok(())

@@ -92,34 +92,12 @@ pub fn sleep_ns(ns: u64) -> Result<(), &'static str> {
 }
 
 impl WaitQueue {
-    /// Like `wait_deadline`, but a pending note does not end the wait (a kill still does): for
-    /// the bounded clean-up a note itself started, such as flushing a 9P request.
-    pub fn wait_deadline_through_notes(
-        &self,
-        deadline: u64,
-        mut ready: impl FnMut() -> bool,
-    ) -> Woken {
-        let were_enabled = interrupts::are_enabled();
-        let me = sched::current();
-        let result = loop {
-            interrupts::disable();
-            if ready() {
-                break Woken::Ready;
-            }
-            if crate::time::uptime_ns() >= deadline
-                || me.killed.load(core::sync::atomic::Ordering::Acquire)
-            {
-                break Woken::TimedOut;
-            }
-            self.waiters.lock().push(me.clone());
-            sched::wake_at(me.clone(), deadline);
-            sched::block_current();
-            self.waiters.lock().retain(|t| !Arc::ptr_eq(t, &me));
-        };
-        if were_enabled {
-            interrupts::enable();
-        }
-        result
+    /// Like `wait_deadline`, but a pending note does not end the wait (a kill still does, as a
+    /// timeout): for the bounded clean-up a note itself started, such as flushing a 9P request.
+    pub fn wait_deadline_through_notes(&self, deadline: u64, ready: impl FnMut() -> bool) -> Woken {
+        let _held = sched::hold_notes();
+        self.wait_deadline(Some(deadline), ready)
+            .unwrap_or(Woken::TimedOut)
     }
 }
 
