@@ -636,6 +636,13 @@ fn commands() {
         "test -f s && test ! -d s && echo file; test 1 -gt 2; echo $?",
         "file\n1\n",
     );
+    // The program and the builtin answer alike, -t included (the console is a terminal, a
+    // file is not).
+    check(
+        m,
+        "/bin/test -t 1 && echo tty; /bin/test -t 1 > notatty; echo $?; test -t 1 && echo tty",
+        "tty\n1\ntty\n",
+    );
     let out = run(m, "ls -l s");
     assert!(
         out.starts_with("-rw-rw-r-- ") && out.contains("          3 ") && out.ends_with(" s\n"),

@@ -1,8 +1,29 @@
-//! Copying files and trees, and path names (for `cp` and `mv`).
+//! Copying files and trees, path names (for `cp` and `mv`), and file facts for the shell's
+//! conditions (`test`, the builtin and the program).
 
 use alloc::format;
 use alloc::string::String;
 use rt::{fs, io};
+use shell::cond::{FileInfo, Files};
+
+/// What `test` asks about files and fds, answered from our namespace (the `sh` builtin and
+/// `/bin/test` share it, so they agree).
+pub struct CondFiles;
+
+impl Files for CondFiles {
+    fn stat(&mut self, path: &str) -> Option<FileInfo> {
+        fs::stat(path).ok().map(|d| FileInfo {
+            dir: d.mode & fs::DMDIR != 0,
+            size: d.length,
+            perm: d.mode & 0o777,
+            mtime: u64::from(d.mtime),
+        })
+    }
+
+    fn is_terminal(&mut self, fd: u32) -> bool {
+        fs::fd2path(u64::from(fd)).is_ok_and(|p| p.ends_with("/cons") || p == "#cons/cons")
+    }
+}
 
 /// The last element of a path.
 pub fn basename(path: &str) -> &str {

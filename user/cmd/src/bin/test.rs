@@ -7,27 +7,14 @@
 
 extern crate alloc;
 
+use cmd::files::CondFiles;
 use cmd::output::{complain, finish};
-use rt::fs;
-use shell::cond::{self, FileInfo, Files};
+use shell::cond;
 
 rt::entry!(main);
 
-struct RtFiles;
-
-impl Files for RtFiles {
-    fn stat(&mut self, path: &str) -> Option<FileInfo> {
-        fs::stat(path).ok().map(|d| FileInfo {
-            dir: d.mode & fs::DMDIR != 0,
-            size: d.length,
-            perm: d.mode & 0o777,
-            mtime: u64::from(d.mtime),
-        })
-    }
-}
-
 fn main() -> rt::Result<()> {
-    match cond::eval(&rt::env::args()[1..], &mut RtFiles) {
+    match cond::eval(&rt::env::args()[1..], &mut CondFiles) {
         Ok(true) => Ok(()),
         Ok(false) => finish(Some(alloc::string::String::from("false"))),
         Err(e) => {

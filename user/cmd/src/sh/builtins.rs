@@ -7,7 +7,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use rt::{fs, io, process};
-use shell::cond::{self, FileInfo, Files};
+use shell::cond;
 use shell::signal;
 
 const SPECIAL: &[&str] = &[
@@ -33,23 +33,6 @@ fn out(text: &str) -> Status {
         Status::ok()
     } else {
         Status::fail("write error")
-    }
-}
-
-struct RtFiles;
-
-impl Files for RtFiles {
-    fn stat(&mut self, path: &str) -> Option<FileInfo> {
-        fs::stat(path).ok().map(|d| FileInfo {
-            dir: d.mode & fs::DMDIR != 0,
-            size: d.length,
-            perm: d.mode & 0o777,
-            mtime: u64::from(d.mtime),
-        })
-    }
-
-    fn is_terminal(&mut self, fd: u32) -> bool {
-        fs::fd2path(u64::from(fd)).is_ok_and(|p| p.ends_with("/cons") || p == "#cons/cons")
     }
 }
 
@@ -209,7 +192,7 @@ impl Shell {
     }
 
     fn test(&self, name: &str, args: &[String]) -> Status {
-        match cond::eval(args, &mut RtFiles) {
+        match cond::eval(args, &mut cmd::files::CondFiles) {
             Ok(true) => Status::ok(),
             Ok(false) => Status::code(1),
             Err(e) => self.fail_usage(&format!("{name}: {e}")),
