@@ -117,6 +117,23 @@ pub fn expect_nothing_lost(what: &str, before: InUse) -> Check {
     Ok(())
 }
 
+/// Runs `body` in a child with a namespace of its own (where mounts and binds stay private);
+/// its error, if any, is the case's.
+pub fn in_child(body: fn() -> Check) -> Check {
+    use rt::process::{self, RFFDG, RFNAMEG, RFPROC};
+    match process::rfork(RFPROC | RFFDG | RFNAMEG)? {
+        0 => match body() {
+            Ok(()) => process::exits(""),
+            Err(e) => process::exits(e.msg()),
+        },
+        pid => {
+            let (e, _) = process::wait_for(pid)?;
+            ensure!(e.msg.is_empty(), "{}", e.msg);
+            Ok(())
+        }
+    }
+}
+
 /// The FNV-1a offset basis.
 pub const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
 

@@ -12,7 +12,7 @@
 //!
 //! Every error names the dial string it was about.
 
-use crate::fs::{self, ORDWR, OREAD};
+use crate::fs::{self, ORDWR};
 use crate::io;
 use crate::{Error, Result};
 use alloc::format;
@@ -272,11 +272,7 @@ pub fn interfaces() -> Result<alloc::vec::Vec<String>> {
     let dir = format!("{NET}/ipifc");
     let mut lines = alloc::vec::Vec::new();
     for d in fs::read_dir(&dir)? {
-        let path = format!("{dir}/{}/status", d.name);
-        let fd = fs::open(&path, OREAD)?;
-        let text = io::read_all(fd);
-        let _ = io::close(fd);
-        lines.push(String::from(String::from_utf8_lossy(&text?).trim()));
+        lines.push(read_text(&format!("{dir}/{}/status", d.name))?);
     }
     Ok(lines)
 }

@@ -7,6 +7,7 @@ extern crate alloc;
 
 use alloc::string::String;
 use cmd::args;
+use cmd::files::is_dir;
 use cmd::output::{complain, finish};
 use rt::{fs, io};
 
@@ -18,10 +19,6 @@ fn make(path: &str) -> rt::Result<()> {
     let fd = fs::create(path, fs::OREAD, fs::DMDIR | 0o775)?;
     let _ = io::close(fd);
     Ok(())
-}
-
-fn is_dir(path: &str) -> bool {
-    fs::stat(path).is_ok_and(|d| d.mode & fs::DMDIR != 0)
 }
 
 fn make_parents(path: &str) -> rt::Result<()> {

@@ -13,7 +13,7 @@ use rt::vec::Vec;
 use rt::{format, io, println, vec};
 
 use cmd::ensure;
-use cmd::testkit::{self, Check, FNV_START, expect_err, fnv};
+use cmd::testkit::{self, Check, FNV_START, expect_err, fnv, in_child};
 
 rt::entry!(main);
 
@@ -44,21 +44,6 @@ fn start_ramfs(dir: &str, msize: u32) -> rt::Result<u64> {
     fs::mount(client, dir, flags, "")?;
     io::close(client)?;
     Ok(pid)
-}
-
-/// Runs `body` in a child with a namespace of its own, where /n/x is free to mount on.
-fn in_child(body: fn() -> Check) -> Check {
-    match process::rfork(RFPROC | RFFDG | RFNAMEG)? {
-        0 => match body() {
-            Ok(()) => process::exits(""),
-            Err(e) => process::exits(e.msg()),
-        },
-        pid => {
-            let (e, _) = process::wait_for(pid)?;
-            ensure!(e.msg.is_empty(), "{}", e.msg);
-            Ok(())
-        }
-    }
 }
 
 fn scratch() -> rt::Result<String> {

@@ -6,13 +6,13 @@
 #![no_main]
 
 use rt::fs::{self, MAFTER, MBEFORE, MCREATE, MREPL, ORDWR, OREAD, OWRITE};
-use rt::process::{self, RFFDG, RFNAMEG, RFPROC};
+use rt::process::{self, RFFDG, RFPROC};
 use rt::string::String;
 use rt::vec::Vec;
 use rt::{format, io, println, vec};
 
 use cmd::ensure;
-use cmd::testkit::{self, Check, FNV_START, expect_err, fnv};
+use cmd::testkit::{self, Check, FNV_START, expect_err, fnv, in_child};
 
 rt::entry!(main);
 
@@ -29,21 +29,6 @@ fn names(path: &str) -> rt::Result<Vec<String>> {
         .into_iter()
         .map(|d| String::from(d.name.as_ref()))
         .collect())
-}
-
-/// A scratch tmpfs in a private namespace: `body` runs in a child with its own namespace.
-fn in_child(body: fn() -> Check) -> Check {
-    match process::rfork(RFPROC | RFFDG | RFNAMEG)? {
-        0 => match body() {
-            Ok(()) => process::exits(""),
-            Err(e) => process::exits(e.msg()),
-        },
-        pid => {
-            let (e, _) = process::wait_for(pid)?;
-            ensure!(e.msg.is_empty(), "{}", e.msg);
-            Ok(())
-        }
-    }
 }
 
 fn tmpfs_files_and_directories() -> Check {
