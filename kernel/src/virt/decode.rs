@@ -5,15 +5,11 @@
 //! control or debug register (SVM without decode assists), and a load or store to unbacked
 //! memory as one access of a known size, direction and value (MMIO).
 
+use super::cregs::{CR0_PE, CR0_PG, CR4_PAE, CR4_PSE, EFER_LMA};
 use super::hw::{HwVcpu, SegReg};
 use super::memory::GuestMemory;
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
 
-const CR0_PE: u64 = 1;
-const CR0_PG: u64 = 1 << 31;
-const CR4_PSE: u64 = 1 << 4;
-const CR4_PAE: u64 = 1 << 5;
-const EFER_LMA: u64 = 1 << 10;
 const PTE_P: u64 = 1;
 const PTE_PS: u64 = 1 << 7;
 /// Physical-address bits of a paging-structure entry (bits 51:12), without NX and software

@@ -9,6 +9,7 @@
 //! `vmx::entry`, `svm::entry`), the VMCS/VMCB accessors, the FPU save/restore and the MSR
 //! helpers; everything above them is safe Rust.
 
+pub mod cregs;
 pub mod decode;
 pub mod exit;
 pub mod fpu;

@@ -14,6 +14,9 @@
 mod entry;
 mod vmcb;
 
+use super::cregs::{
+    self, CR0_CD, CR0_NW, CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE,
+};
 use super::hw::{
     Backend, Capabilities, Event, Exit, Fault, Gprs, HwMsr, HwVcpu, IoExit, Len, SegReg, gpr,
 };
@@ -33,16 +36,6 @@ use vmcb::{Ctl8, Ctl32, Ctl64, Exit32, Exit64, Save8, Save64, SegSlot, Vmcb, Vmc
 const VM_CR: u32 = 0xc001_0114;
 const VM_HSAVE_PA: u32 = 0xc001_0117;
 const EFER_SVME: u64 = 1 << 12;
-
-const CR0_PE: u64 = 1;
-const CR0_NW: u64 = 1 << 29;
-const CR0_CD: u64 = 1 << 30;
-const CR0_PG: u64 = 1 << 31;
-const CR4_PAE: u64 = 1 << 5;
-const EFER_SCE: u64 = 1;
-const EFER_LME: u64 = 1 << 8;
-const EFER_LMA: u64 = 1 << 10;
-const EFER_NXE: u64 = 1 << 11;
 
 // Intercept bits (APM Table B-1, word 3 and word 4).
 const MISC1: u32 = 1 << 0 // INTR
@@ -617,24 +610,10 @@ impl HwVcpu for SvmVcpu {
     fn write_cr(&mut self, cr: u8, value: u64) -> Result<(), Fault> {
         match cr {
             0 => {
-                let old = self.cr0();
-                let efer = self.efer();
-                let cr4 = self.cr4();
-                if value >> 32 != 0
-                    || value & CR0_PG != 0 && value & CR0_PE == 0
-                    || value & CR0_NW != 0 && value & CR0_CD == 0
-                    || value & CR0_PG != 0
-                        && old & CR0_PG == 0
-                        && efer & EFER_LME != 0
-                        && cr4 & CR4_PAE == 0
-                {
-                    return Err(Fault::GP);
-                }
+                let efer = cregs::write_cr0(self.cr0(), value, self.efer(), self.cr4())?;
                 self.vmcb.set(Save64::Cr0, value);
-                if efer & EFER_LME != 0 && (old ^ value) & CR0_PG != 0 {
-                    let lma = if value & CR0_PG != 0 { EFER_LMA } else { 0 };
-                    self.vmcb
-                        .set(Save64::Efer, efer & !EFER_LMA | lma | EFER_SVME);
+                if let Some(efer) = efer {
+                    self.vmcb.set(Save64::Efer, efer | EFER_SVME);
                 }
                 self.set_cpl();
                 Ok(())
@@ -644,9 +623,8 @@ impl HwVcpu for SvmVcpu {
                 Ok(())
             }
             4 => {
-                if self.efer() & EFER_LMA != 0 && value & CR4_PAE == 0 || value >> 32 != 0 {
-                    return Err(Fault::GP);
-                }
+                // The VMCB holds CR4 as 64 bits, of which the upper half is reserved.
+                cregs::check_cr4(value, u64::from(u32::MAX), self.efer())?;
                 self.vmcb.set(Save64::Cr4, value);
                 Ok(())
             }
@@ -655,13 +633,7 @@ impl HwVcpu for SvmVcpu {
     }
 
     fn set_efer(&mut self, value: u64) -> Result<(), Fault> {
-        let old = self.efer();
-        if value & !(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE) != 0
-            || self.cr0() & CR0_PG != 0 && (old ^ value) & EFER_LME != 0
-        {
-            return Err(Fault::GP);
-        }
-        let new = value & !EFER_LMA | old & EFER_LMA;
+        let new = cregs::write_efer(self.efer(), value, self.cr0())?;
         self.vmcb.set(Save64::Efer, new | EFER_SVME);
         Ok(())
     }

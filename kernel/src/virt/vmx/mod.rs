@@ -24,6 +24,7 @@ mod entry;
 mod instr;
 mod vmcs;
 
+use super::cregs::{self, CR0_NE, CR0_PE, CR0_PG, CR4_VMXE, EFER_LMA};
 use super::hw::{
     Backend, Capabilities, Event, Exit, Fault, Gprs, HwMsr, HwVcpu, IoExit, Len, SegReg, gpr,
 };
@@ -91,18 +92,6 @@ const ENTRY_LOAD_DEBUG: u32 = 1 << 2;
 const ENTRY_IA32E: u32 = 1 << 9;
 const ENTRY_LOAD_PAT: u32 = 1 << 14;
 const ENTRY_LOAD_EFER: u32 = 1 << 15;
-
-const CR0_PE: u64 = 1;
-const CR0_NE: u64 = 1 << 5;
-const CR0_NW: u64 = 1 << 29;
-const CR0_CD: u64 = 1 << 30;
-const CR0_PG: u64 = 1 << 31;
-const CR4_PAE: u64 = 1 << 5;
-const CR4_VMXE: u64 = 1 << 13;
-const EFER_SCE: u64 = 1;
-const EFER_LME: u64 = 1 << 8;
-const EFER_LMA: u64 = 1 << 10;
-const EFER_NXE: u64 = 1 << 11;
 
 /// The controls and limits chosen once for every VMCS.
 struct Config {
@@ -951,28 +940,10 @@ impl HwVcpu for VmxVcpu {
     fn write_cr(&mut self, cr: u8, value: u64) -> Result<(), Fault> {
         match cr {
             0 => {
-                let old = self.guest_cr0();
-                let efer = self.efer();
-                let cr4 = self.guest_cr4();
-                // MOV to CR0 checks (SDM Vol. 2B MOV CR; Vol. 3A §2.5).
-                if value >> 32 != 0
-                    || value & CR0_PG != 0 && value & CR0_PE == 0
-                    || value & CR0_NW != 0 && value & CR0_CD == 0
-                    || value & CR0_PG != 0
-                        && old & CR0_PG == 0
-                        && efer & EFER_LME != 0
-                        && cr4 & CR4_PAE == 0
-                {
-                    return Err(Fault::GP);
-                }
+                let efer =
+                    cregs::write_cr0(self.guest_cr0(), value, self.efer(), self.guest_cr4())?;
                 self.put_cr0(value);
-                // Entering or leaving IA-32e mode (§10.8.5).
-                if efer & EFER_LME != 0 && (old ^ value) & CR0_PG != 0 {
-                    let efer = if value & CR0_PG != 0 {
-                        efer | EFER_LMA
-                    } else {
-                        efer & !EFER_LMA
-                    };
+                if let Some(efer) = efer {
                     let c = self.cur();
                     Guest64::Efer.write(&c, efer);
                     self.sync_ia32e(efer);
@@ -985,12 +956,7 @@ impl HwVcpu for VmxVcpu {
                 Ok(())
             }
             4 => {
-                let cfg = config();
-                let allowed = cfg.cr4_fixed1 & !CR4_VMXE;
-                let efer = self.efer();
-                if value & !allowed != 0 || efer & EFER_LMA != 0 && value & CR4_PAE == 0 {
-                    return Err(Fault::GP);
-                }
+                cregs::check_cr4(value, config().cr4_fixed1 & !CR4_VMXE, self.efer())?;
                 self.put_cr4(value);
                 Ok(())
             }
@@ -999,13 +965,7 @@ impl HwVcpu for VmxVcpu {
     }
 
     fn set_efer(&mut self, value: u64) -> Result<(), Fault> {
-        let old = self.efer();
-        if value & !(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE) != 0
-            || self.guest_cr0() & CR0_PG != 0 && (old ^ value) & EFER_LME != 0
-        {
-            return Err(Fault::GP);
-        }
-        let new = value & !EFER_LMA | old & EFER_LMA;
+        let new = cregs::write_efer(self.efer(), value, self.guest_cr0())?;
         let c = self.cur();
         Guest64::Efer.write(&c, new);
         Ok(())
