@@ -38,6 +38,26 @@ pub fn parse(usage_text: &str, flags: &str, valued: &str) -> Args {
     parse_from(&rt::env::args()[1..], usage_text, flags, valued)
 }
 
+/// The arguments of `head` and `tail`: `-n N` or `-N` lines (10 if neither), then the files.
+pub fn line_count(usage_text: &str) -> (usize, Vec<String>) {
+    let argv: Vec<String> = rt::env::args()[1..]
+        .iter()
+        .map(|a| match a.strip_prefix('-') {
+            Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                rt::format!("-n{n}")
+            }
+            _ => a.clone(),
+        })
+        .collect();
+    let a = parse_from(&argv, usage_text, "", "n");
+    let lines = match a.value('n').map(str::parse) {
+        None => 10,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => usage(usage_text),
+    };
+    (lines, a.rest)
+}
+
 /// [`parse`] over given arguments.
 pub fn parse_from(argv: &[String], usage_text: &str, flags: &str, valued: &str) -> Args {
     let mut a = Args::default();

@@ -1,8 +1,9 @@
-//! Copying files and trees, path names (for `cp` and `mv`), and file facts for the shell's
+//! Copying and removing files and trees, path names (for `cp`, `mv` and `rm`), and file facts for the shell's
 //! conditions (`test`, the builtin and the program).
 
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 use rt::{fs, io};
 use shell::cond::{FileInfo, Files};
 
@@ -95,6 +96,39 @@ pub fn copy_file(src: &str, dst: &str) -> rt::Result<()> {
     let _ = io::close(from);
     let _ = io::close(to);
     r
+}
+
+/// The (source, target) pairs of `cp` and `mv` operands (at least two): the last operand is
+/// a directory to put every source in under its last element, or, with one source, the new
+/// name. More than one source and no directory is an error naming it.
+pub fn targets(operands: &[String]) -> Result<Vec<(&str, String)>, String> {
+    let (srcs, dst) = operands.split_at(operands.len().saturating_sub(1));
+    let dst = dst.first().map_or("", String::as_str);
+    let into = is_dir(dst);
+    if srcs.len() > 1 && !into {
+        return Err(format!("{dst}: not a directory"));
+    }
+    Ok(srcs
+        .iter()
+        .map(|src| {
+            let target = if into {
+                join(dst, basename(src))
+            } else {
+                String::from(dst)
+            };
+            (src.as_str(), target)
+        })
+        .collect())
+}
+
+/// Removes `path`, directories with everything in them.
+pub fn remove_tree(path: &str) -> rt::Result<()> {
+    if fs::stat(path)?.mode & fs::DMDIR != 0 {
+        for entry in fs::read_dir(path)? {
+            remove_tree(&join(path, &entry.name))?;
+        }
+    }
+    fs::remove(path)
 }
 
 /// Copies `src` to `dst`, directories with everything in them.

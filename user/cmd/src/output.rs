@@ -14,6 +14,15 @@ pub struct Output {
 const LIMIT: usize = 16 * 1024;
 
 impl Output {
+    /// Before file number `i` of several (`head`, `tail`): `==> NAME <==`, after a blank line
+    /// from the second on.
+    pub fn file_header(&mut self, i: usize, name: &str) {
+        self.str(&rt::format!(
+            "{}==> {name} <==\n",
+            if i > 0 { "\n" } else { "" }
+        ));
+    }
+
     /// Output to standard output.
     pub fn stdout() -> Output {
         Output::new(io::STDOUT)

@@ -7,7 +7,7 @@
 extern crate alloc;
 
 use cmd::args;
-use cmd::files::{basename, copy_file, copy_tree, is_dir, join};
+use cmd::files::{copy_file, copy_tree, is_dir, targets};
 use cmd::output::{complain, finish};
 
 rt::entry!(main);
@@ -19,19 +19,12 @@ fn main() -> rt::Result<()> {
     if a.rest.len() < 2 {
         args::usage(USAGE);
     }
-    let (srcs, dst) = a.rest.split_at(a.rest.len() - 1);
-    let dst = &dst[0];
-    let into = is_dir(dst);
-    if srcs.len() > 1 && !into {
-        return finish(Some(complain(rt::format!("{dst}: not a directory"))));
-    }
+    let pairs = match targets(&a.rest) {
+        Ok(p) => p,
+        Err(e) => return finish(Some(complain(e))),
+    };
     let mut failure = None;
-    for src in srcs {
-        let target = if into {
-            join(dst, basename(src))
-        } else {
-            dst.clone()
-        };
+    for (src, target) in pairs {
         let r = if a.has('r') {
             copy_tree(src, &target)
         } else if is_dir(src) {

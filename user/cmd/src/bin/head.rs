@@ -5,8 +5,6 @@
 
 extern crate alloc;
 
-use alloc::string::String;
-use alloc::vec::Vec;
 use cmd::args;
 use cmd::input::{Input, operands_or_stdin};
 use cmd::output::{Output, complain, finish};
@@ -15,35 +13,14 @@ rt::entry!(main);
 
 const USAGE: &str = "head [-n lines] [file...]";
 
-/// `-N` is `-n N`.
-fn normalize(argv: &[String]) -> Vec<String> {
-    argv.iter()
-        .map(|a| match a.strip_prefix('-') {
-            Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
-                rt::format!("-n{n}")
-            }
-            _ => a.clone(),
-        })
-        .collect()
-}
-
 fn main() -> rt::Result<()> {
-    let argv = normalize(&rt::env::args()[1..]);
-    let a = args::parse_from(&argv, USAGE, "", "n");
-    let lines: usize = match a.value('n').map(str::parse) {
-        None => 10,
-        Some(Ok(n)) => n,
-        Some(Err(_)) => args::usage(USAGE),
-    };
-    let files = operands_or_stdin(&a.rest);
+    let (lines, operands) = args::line_count(USAGE);
+    let files = operands_or_stdin(&operands);
     let mut out = Output::stdout();
     let mut failure = None;
     for (i, name) in files.iter().enumerate() {
         if files.len() > 1 {
-            out.str(&rt::format!(
-                "{}==> {name} <==\n",
-                if i > 0 { "\n" } else { "" }
-            ));
+            out.file_header(i, name);
         }
         let mut input = match Input::open(name) {
             Ok(i) => i,

@@ -8,7 +8,7 @@ extern crate alloc;
 
 use alloc::borrow::Cow;
 use cmd::args;
-use cmd::files::{basename, copy_tree, dirname, is_dir, join};
+use cmd::files::{basename, copy_tree, dirname, remove_tree, targets};
 use cmd::output::{complain, finish};
 use ninep::Dir;
 use rt::fs;
@@ -35,33 +35,17 @@ fn move_one(src: &str, target: &str) -> rt::Result<()> {
     remove_tree(src)
 }
 
-fn remove_tree(path: &str) -> rt::Result<()> {
-    if is_dir(path) {
-        for entry in fs::read_dir(path)? {
-            remove_tree(&join(path, &entry.name))?;
-        }
-    }
-    fs::remove(path)
-}
-
 fn main() -> rt::Result<()> {
     let a = args::parse(USAGE, "", "");
     if a.rest.len() < 2 {
         args::usage(USAGE);
     }
-    let (srcs, dst) = a.rest.split_at(a.rest.len() - 1);
-    let dst = &dst[0];
-    let into = is_dir(dst);
-    if srcs.len() > 1 && !into {
-        return finish(Some(complain(rt::format!("{dst}: not a directory"))));
-    }
+    let pairs = match targets(&a.rest) {
+        Ok(p) => p,
+        Err(e) => return finish(Some(complain(e))),
+    };
     let mut failure = None;
-    for src in srcs {
-        let target = if into {
-            join(dst, basename(src))
-        } else {
-            dst.clone()
-        };
+    for (src, target) in pairs {
         if let Err(e) = move_one(src, &target) {
             failure = Some(complain(e.0));
         }

@@ -6,24 +6,14 @@
 
 extern crate alloc;
 
-use alloc::format;
 use cmd::args;
+use cmd::files::remove_tree;
 use cmd::output::{complain, finish};
 use rt::fs;
 
 rt::entry!(main);
 
 const USAGE: &str = "rm [-rf] file...";
-
-fn remove_tree(path: &str) -> rt::Result<()> {
-    let d = fs::stat(path)?;
-    if d.mode & fs::DMDIR != 0 {
-        for entry in fs::read_dir(path)? {
-            remove_tree(&format!("{}/{}", path.trim_end_matches('/'), entry.name))?;
-        }
-    }
-    fs::remove(path)
-}
 
 fn main() -> rt::Result<()> {
     let a = args::parse(USAGE, "rf", "");

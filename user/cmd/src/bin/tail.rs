@@ -5,8 +5,6 @@
 
 extern crate alloc;
 
-use alloc::string::String;
-use alloc::vec::Vec;
 use cmd::args;
 use cmd::input::{Input, operands_or_stdin};
 use cmd::output::{Output, complain, finish};
@@ -14,17 +12,6 @@ use cmd::output::{Output, complain, finish};
 rt::entry!(main);
 
 const USAGE: &str = "tail [-n lines] [file...]";
-
-fn normalize(argv: &[String]) -> Vec<String> {
-    argv.iter()
-        .map(|a| match a.strip_prefix('-') {
-            Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
-                rt::format!("-n{n}")
-            }
-            _ => a.clone(),
-        })
-        .collect()
-}
 
 /// Where the last `lines` lines of `data` start.
 fn last_lines(data: &[u8], lines: usize) -> usize {
@@ -45,22 +32,13 @@ fn last_lines(data: &[u8], lines: usize) -> usize {
 }
 
 fn main() -> rt::Result<()> {
-    let argv = normalize(&rt::env::args()[1..]);
-    let a = args::parse_from(&argv, USAGE, "", "n");
-    let lines: usize = match a.value('n').map(str::parse) {
-        None => 10,
-        Some(Ok(n)) => n,
-        Some(Err(_)) => args::usage(USAGE),
-    };
-    let files = operands_or_stdin(&a.rest);
+    let (lines, operands) = args::line_count(USAGE);
+    let files = operands_or_stdin(&operands);
     let mut out = Output::stdout();
     let mut failure = None;
     for (i, name) in files.iter().enumerate() {
         if files.len() > 1 {
-            out.str(&rt::format!(
-                "{}==> {name} <==\n",
-                if i > 0 { "\n" } else { "" }
-            ));
+            out.file_header(i, name);
         }
         match Input::open(name).and_then(|mut i| i.read_all()) {
             Ok(data) => out.write(&data[last_lines(&data, lines)..]),
