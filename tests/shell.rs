@@ -751,6 +751,17 @@ fn commands() {
         );
         assert!(!out.contains("status 0"), "{cmd}: {out}");
     }
+    // Several sources need a directory to go into.
+    for cmd in [
+        "cp /bin/ls /bin/cat /tmp/nodir",
+        "mv /tmp/a /tmp/b /tmp/nodir",
+    ] {
+        let out = run(m, &format!("{cmd}; echo status $?"));
+        assert!(
+            out.contains("/tmp/nodir: not a directory") && !out.contains("status 0"),
+            "{cmd}: {out}"
+        );
+    }
 }
 
 /// How many programs `/bin` has.
